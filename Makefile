@@ -1,0 +1,37 @@
+# kbtools: `make demo` runs the main job on loopback; `make test` runs the test suite.
+# Both create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv test demo bench conda clean test-deps
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# Test-only tools that the suite uses as oracles (not skipped when missing: installed here).
+$(VENV)/.test-deps: $(STAMP) tests/requirements.txt
+	$(PY) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+test-deps: $(VENV)/.test-deps
+
+test: test-deps
+	$(PY) -m pytest -n 2 -q
+
+demo: venv
+	$(PY) -m kbtools.demo
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
