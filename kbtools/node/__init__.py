@@ -1,0 +1,1 @@
+"""Node configuration and identity (no network): kbnode.json, RSA keys, node id."""

@@ -1,0 +1,116 @@
+"""A node's RSA identity: `.kbucket/private.pem`, `.kbucket/public.pem` and the node id.
+
+Keys are PKCS#1 RSA-2048 (e = 65537) written in the original's text form: 72-character base64
+lines and a final newline. The node id is `sha1(public.pem text)[:12]`; the text is hashed exactly as
+stored and sent, so a copied original node directory keeps its id.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kbtools.errors import RuntimeFailure
+
+KBUCKET_DIR = ".kbucket"
+PEM_LINE_WIDTH = 72
+
+
+def node_id_for_public_key(public_pem: str) -> str:
+    """The 12-hex-character node id of a public key, hashed over its exact text."""
+    return hashlib.sha1(public_pem.encode("utf-8")).hexdigest()[:12]
+
+
+def pem_text(label: str, der: bytes) -> str:
+    """PEM text as the original writes it: 72-character base64 lines, final newline."""
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i:i + PEM_LINE_WIDTH] for i in range(0, len(b64), PEM_LINE_WIDTH)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
+
+
+def generate_key_pair() -> tuple[str, str]:
+    """A fresh RSA-2048 key pair as (private_pem, public_pem) texts in the original's form."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_der = key.private_bytes(serialization.Encoding.DER,
+                                    serialization.PrivateFormat.TraditionalOpenSSL,
+                                    serialization.NoEncryption())
+    public_der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.PKCS1)
+    return pem_text("RSA PRIVATE KEY", private_der), pem_text("RSA PUBLIC KEY", public_der)
+
+
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """A node's keys and id. `private_pem`/`public_pem` are the exact file texts."""
+
+    private_pem: str
+    public_pem: str
+
+    @property
+    def node_id(self) -> str:
+        return node_id_for_public_key(self.public_pem)
+
+    def private_key(self) -> rsa.RSAPrivateKey:
+        key = serialization.load_pem_private_key(self.private_pem.encode("ascii"), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise RuntimeFailure("private.pem is not an RSA key")
+        return key
+
+
+def identity_paths(node_dir: Path) -> tuple[Path, Path]:
+    """(private.pem, public.pem) paths of a node directory."""
+    base = Path(node_dir) / KBUCKET_DIR
+    return base / "private.pem", base / "public.pem"
+
+
+def keys_missing(node_dir: Path) -> bool:
+    """True when both PEM files are missing (the only case where keys are generated)."""
+    private_path, public_path = identity_paths(node_dir)
+    return not private_path.exists() and not public_path.exists()
+
+
+def load_identity(node_dir: Path) -> NodeIdentity:
+    """Read both PEM files as they are; a missing one (the other present) is an error."""
+    private_path, public_path = identity_paths(node_dir)
+    for p in (private_path, public_path):
+        if not p.is_file():
+            raise RuntimeFailure(f"{p.name} is missing in {p.parent} (the other key file exists)")
+    try:
+        identity = NodeIdentity(private_path.read_text(encoding="utf-8"),
+                                public_path.read_text(encoding="utf-8"))
+        identity.private_key()
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RuntimeFailure(f"cannot read the keys in {private_path.parent}: {e}") from None
+    return identity
+
+
+def create_identity(node_dir: Path) -> NodeIdentity:
+    """Generate and write a key pair (private.pem mode 0600). Only call when `keys_missing`."""
+    private_path, public_path = identity_paths(node_dir)
+    private_pem, public_pem = generate_key_pair()
+    write_text_atomic(private_path, private_pem, mode=0o600)
+    write_text_atomic(public_path, public_pem, mode=0o644)
+    return NodeIdentity(private_pem, public_pem)
