@@ -1,0 +1,157 @@
+"""Datasets and studies: cross-file rules, discovery, summary, and that nothing is modified."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from kbtools.formats.dataset import check_dataset, check_tree, is_dataset_dir
+from kbtools.formats.mda import read_mda, write_mda
+from kbtools.formats.sample import sample_geometry, write_sample_study
+
+from ..conftest import validate
+
+
+def codes(report, severity=None):
+    return [f.code for f in report.findings if severity is None or f.severity == severity]
+
+
+def tree_digest(root) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def dataset(tmp_path, name="ds", channels=4, samples=300):
+    return write_sample_study(tmp_path, names=(name,), channels=channels, samples=samples)[0]
+
+
+def kb_check_json(reports):
+    obj = {"valid": all(r.valid for r in reports), "datasets": [r.to_json() for r in reports]}
+    validate(obj, "kb-check")
+    return obj
+
+
+def test_sample_dataset_is_valid_with_summary(tmp_path):
+    ds = dataset(tmp_path, samples=600)
+    report = check_dataset(ds)
+    assert report.valid and report.findings == []
+    assert report.summary["num_channels"] == 4 and report.summary["num_timepoints"] == 600
+    assert report.summary["dtype"] == "int16" and report.summary["samplerate"] == 30000.0
+    assert report.summary["duration_sec"] == 0.02
+    assert set(report.to_json()) == {"path", "valid", "findings", "summary"}
+    kb_check_json([report])
+
+
+def test_sample_study_has_spikes_and_geometry(tmp_path):
+    dirs = write_sample_study(tmp_path, names=("a", "b"), channels=6, samples=3000, seed=3)
+    x = np.asarray(read_mda(dirs[0] / "raw.mda"))
+    assert x.shape == (6, 3000) and x.dtype == np.int16
+    assert x.min() < -80 and abs(float(np.median(x))) < 5  # spikes stand out of the noise
+    assert not np.array_equal(x, np.asarray(read_mda(dirs[1] / "raw.mda")))
+    rows = (dirs[0] / "geom.csv").read_text().splitlines()
+    assert len(rows) == 6 and len(set(sample_geometry(6))) == 6
+
+
+def test_missing_geom_and_params(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "geom.csv").unlink()
+    (ds / "params.json").unlink()
+    report = check_dataset(ds)
+    assert codes(report) == ["G1", "P1"]
+    assert report.summary["samplerate"] is None and report.summary["duration_sec"] is None
+    kb_check_json([report])
+
+
+def test_g6_geom_rows_against_raw_channels(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "geom.csv").write_text("0,0\n0,20\n20,0\n")
+    report = check_dataset(ds)
+    assert codes(report) == ["G6"]
+    assert report.findings[0].message == "geom.csv has 3 rows but raw.mda has 4 channels"
+
+
+def test_transposed_raw_is_named(tmp_path):
+    ds = dataset(tmp_path)
+    x = np.asarray(read_mda(ds / "raw.mda"))
+    write_mda(ds / "raw.mda", x[:, :3].T.copy())  # 3 x 4: timepoints x channels
+    (ds / "geom.csv").write_text("0,0\n0,20\n20,0\n20,20\n")
+    report = check_dataset(ds)
+    assert codes(report) == ["G6"] and "transposed" in report.findings[0].hint
+
+
+def test_broken_raw_skips_row_check_and_keeps_summary_empty(tmp_path):
+    ds = dataset(tmp_path)
+    data = (ds / "raw.mda").read_bytes()
+    (ds / "raw.mda").write_bytes(data[:-10])
+    report = check_dataset(ds)
+    assert codes(report) == ["R7"] and report.summary["num_channels"] is None
+    kb_check_json([report])
+
+
+def test_check_tree_on_dataset_and_study(tmp_path):
+    dirs = write_sample_study(tmp_path, names=("b", "a", ".hidden"), samples=200)
+    (tmp_path / "notes").mkdir()
+    assert is_dataset_dir(dirs[0]) and not is_dataset_dir(tmp_path)
+    assert [r.path for r in check_tree(dirs[0])] == [str(dirs[0])]
+    reports = check_tree(tmp_path)
+    assert [r.path for r in reports] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert kb_check_json(reports)["valid"] is True
+
+
+def test_d1_no_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    reports = check_tree(tmp_path)
+    assert len(reports) == 1 and codes(reports[0]) == ["D1"] and not reports[0].valid
+    assert kb_check_json(reports)["valid"] is False
+
+
+def test_d2_missing_or_file(tmp_path):
+    assert codes(check_tree(tmp_path / "nope")[0]) == ["D2"]
+    (tmp_path / "f").write_text("x")
+    assert codes(check_tree(tmp_path / "f")[0]) == ["D2"]
+    assert codes(check_dataset(tmp_path / "f")) == ["D2"]
+
+
+def test_raw_mda_directory_is_r1(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "raw.mda").unlink()
+    (ds / "raw.mda").mkdir()
+    assert is_dataset_dir(ds)
+    assert codes(check_dataset(ds)) == ["R1"]
+
+
+def test_r11_only_on_request(tmp_path):
+    ds = dataset(tmp_path)
+    x = np.zeros((4, 10), np.float32)
+    x[2, 5] = np.inf
+    write_mda(ds / "raw.mda", x)
+    assert check_dataset(ds).valid
+    assert codes(check_dataset(ds, check_data=True)) == ["R11"]
+
+
+def test_nothing_is_modified(tmp_path):
+    write_sample_study(tmp_path, names=("a", "b"), samples=500)
+    (tmp_path / "b" / "geom.csv").write_bytes(b"\xef\xbb\xbfx,y\n0,0\n")
+    (tmp_path / "b" / "params.json").write_text('{"samplerate": NaN, "samplerate": 1}')
+    before = tree_digest(tmp_path)
+    listing = sorted(p.name for p in tmp_path.rglob("*"))
+    check_tree(tmp_path, check_data=True)
+    assert tree_digest(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.rglob("*")) == listing
+
+
+def test_check_dataset_reads_no_data_and_needs_no_numpy(tmp_path):
+    ds = dataset(tmp_path)
+    code = ("import sys, json; from kbtools.formats.dataset import check_dataset; "
+            f"r = check_dataset({str(ds)!r}); assert r.valid, r.to_json(); "
+            "json.dumps(r.to_json()); assert 'numpy' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_to_json_is_json(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "params.json").write_text('{"samplerate": Infinity}')
+    assert json.loads(json.dumps(check_dataset(ds).to_json(), allow_nan=False))["valid"] is False

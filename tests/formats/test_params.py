@@ -1,0 +1,100 @@
+"""params.json rules P1-P7 and the params schema."""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from kbtools.formats.params import SCHEMA_PATH, check_params
+
+from ..conftest import validate
+
+
+def params(tmp_path, data: bytes | str):
+    p = tmp_path / "params.json"
+    p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return check_params(p)
+
+
+def codes(info, severity=None):
+    return [f.code for f in info.findings if severity is None or f.severity == severity]
+
+
+@pytest.mark.parametrize("text", ['{"samplerate": 30000}', '{"samplerate": 30000.5, "spike_sign": -1}',
+                                  '{"samplerate": 1e7, "detect_sign": 0, "spike_sign": 0}',
+                                  '{"samplerate": 20000, "detect_sign": 1, "adjacency_radius": -1}'])
+def test_valid(tmp_path, text):
+    info = params(tmp_path, text)
+    assert info.valid and info.findings == []
+    assert info.samplerate == float(json.loads(text)["samplerate"])
+
+
+def test_schema_is_a_valid_2020_12_schema_and_agrees_on_a_sample():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validate({"samplerate": 30000, "spike_sign": -1}, "params")
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"spike_sign": -1}, "params")
+
+
+def test_p1_missing_and_directory(tmp_path):
+    assert codes(check_params(tmp_path / "params.json")) == ["P1"]
+    assert codes(check_params(tmp_path)) == ["P1"]
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b'{"samplerate": 30000,}', b"[30000]", b'"x"',
+                                  b'\xef\xbb\xbf{"samplerate": 30000}', b'{"samplerate": 3\xff}'])
+def test_p2_not_a_strict_json_object(tmp_path, data):
+    info = params(tmp_path, data)
+    assert codes(info) == ["P2"] and info.samplerate is None
+
+
+def test_p2_syntax_error_has_location(tmp_path):
+    f = params(tmp_path, '{\n  "samplerate": 30000,\n}').findings[0]
+    assert (f.code, f.line) == ("P2", 3) and f.column >= 1
+
+
+@pytest.mark.parametrize("const", ["NaN", "Infinity", "-Infinity"])
+def test_p2_and_p4_nan_infinity(tmp_path, const):
+    info = params(tmp_path, f'{{"samplerate": {const}}}')
+    assert codes(info) == ["P2", "P4"]
+
+
+def test_p3_missing_samplerate(tmp_path):
+    info = params(tmp_path, '{"spike_sign": -1}')
+    assert codes(info) == ["P3"]
+
+
+@pytest.mark.parametrize("value", ['"30000"', "true", "null", "0", "-5", "1e8"])
+def test_p4_bad_samplerate(tmp_path, value):
+    info = params(tmp_path, f'{{"samplerate": {value}}}')
+    assert codes(info) == ["P4"] and info.findings[0].field == "samplerate"
+    assert info.samplerate is None
+
+
+@pytest.mark.parametrize("value", ["5", '"neg"', "1.5", "1.0", "true"])
+def test_p5_bad_spike_sign(tmp_path, value):
+    info = params(tmp_path, f'{{"samplerate": 30000, "spike_sign": {value}}}')
+    assert codes(info) == ["P5"] and info.findings[0].field == "spike_sign"
+
+
+@pytest.mark.parametrize("value", ["2", "-1.0", "false"])
+def test_p6_bad_detect_sign(tmp_path, value):
+    assert codes(params(tmp_path, f'{{"samplerate": 30000, "detect_sign": {value}}}')) == ["P6"]
+
+
+def test_p6_conflict_is_warning(tmp_path):
+    info = params(tmp_path, '{"samplerate": 30000, "spike_sign": -1, "detect_sign": 1}')
+    assert codes(info, "warning") == ["P6"] and info.valid
+
+
+def test_p7_duplicate_key_warning_last_wins(tmp_path):
+    info = params(tmp_path, '{"samplerate": 1000, "samplerate": 30000}')
+    assert codes(info, "warning") == ["P7"] and info.valid and info.samplerate == 30000.0
+    assert info.findings[0].field == "samplerate"
+
+
+def test_p7_unknown_key_info(tmp_path):
+    info = params(tmp_path, '{"samplerate": 30000, "lab": "x"}')
+    assert codes(info, "info") == ["P7"] and info.valid
