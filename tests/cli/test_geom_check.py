@@ -1,0 +1,58 @@
+"""geom-check: valid, findings, --channels and --mda, exit codes."""
+from __future__ import annotations
+
+import numpy as np
+
+from kbtools.cli.geom_check import GeomCheck
+from kbtools.formats.mda import write_mda
+
+from ..conftest import run_cli, validate
+
+
+def test_valid(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n0,20\n")
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--channels", "2")
+    assert r.code == 0 and r.json == {"path": str(tmp_path / "geom.csv"), "valid": True, "rows": 2,
+                                      "columns": 2, "findings": []}
+    validate(r.json, "geom-check")
+
+
+def test_channels_mismatch_exit_1(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n0,20\n")
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--channels", "3")
+    assert r.code == 1 and [f["code"] for f in r.json["findings"]] == ["G6"]
+    validate(r.json, "geom-check")
+
+
+def test_mda_gives_channels_and_spots_transposed(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n0,20\n20,0\n")
+    write_mda(tmp_path / "raw.mda", np.zeros((3, 10), np.int16))
+    assert run_cli(GeomCheck, tmp_path / "geom.csv", "--mda", tmp_path / "raw.mda").code == 0
+    write_mda(tmp_path / "raw.mda", np.zeros((10, 3), np.int16))
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--mda", tmp_path / "raw.mda")
+    assert r.code == 1 and "transposed" in r.json["findings"][0]["hint"]
+
+
+def test_mda_missing_reports_r1(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n")
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--mda", tmp_path / "raw.mda")
+    assert r.code == 1 and [f["code"] for f in r.json["findings"]] == ["R1"]
+    validate(r.json, "geom-check")
+
+
+def test_missing_file_is_g1(tmp_path):
+    r = run_cli(GeomCheck, tmp_path / "geom.csv")
+    assert r.code == 1 and r.json["findings"][0]["code"] == "G1" and r.json["rows"] is None
+    validate(r.json, "geom-check")
+
+
+def test_findings_carry_line_and_column(tmp_path):
+    (tmp_path / "geom.csv").write_text("x,y\n0,0\n")
+    f = run_cli(GeomCheck, tmp_path / "geom.csv").json["findings"][0]
+    assert (f["code"], f["line"], f["column"]) == ("G3", 1, 1)
+
+
+def test_usage_errors(tmp_path):
+    assert run_cli(GeomCheck, "g.csv", "--channels", "2", "--mda", "r.mda").code == 2
+    assert run_cli(GeomCheck, "g.csv", "--channels", "0").code == 2
+    assert run_cli(GeomCheck, "g.csv", "--channels", "x").code == 2

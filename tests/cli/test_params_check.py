@@ -1,0 +1,34 @@
+"""params-check: valid, findings, exit codes."""
+from __future__ import annotations
+
+from kbtools.cli.params_check import ParamsCheck
+
+from ..conftest import run_cli, validate
+
+
+def test_valid(tmp_path):
+    (tmp_path / "params.json").write_text('{"samplerate": 30000, "spike_sign": -1}')
+    r = run_cli(ParamsCheck, tmp_path / "params.json")
+    assert r.code == 0 and r.json["valid"] is True and r.json["samplerate"] == 30000.0
+    validate(r.json, "params-check")
+
+
+def test_invalid_exit_1_with_field(tmp_path):
+    (tmp_path / "params.json").write_text('{"samplerate": "30000", "spike_sign": 5}')
+    r = run_cli(ParamsCheck, tmp_path / "params.json")
+    assert r.code == 1 and r.json["samplerate"] is None
+    assert [(f["code"], f["field"]) for f in r.json["findings"]] == [("P4", "samplerate"),
+                                                                   ("P5", "spike_sign")]
+    validate(r.json, "params-check")
+
+
+def test_missing_file_is_p1(tmp_path):
+    r = run_cli(ParamsCheck, tmp_path / "params.json")
+    assert r.code == 1 and r.json["findings"][0]["code"] == "P1"
+    validate(r.json, "params-check")
+
+
+def test_warnings_only_exit_0(tmp_path):
+    (tmp_path / "params.json").write_text('{"samplerate": 1, "samplerate": 2}')
+    r = run_cli(ParamsCheck, tmp_path / "params.json")
+    assert r.code == 0 and r.json["findings"][0]["severity"] == "warning"
