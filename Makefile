@@ -33,5 +33,9 @@ demo: venv
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# The conda package, built and tried offline (docs/packaging.md): dist/conda/kbtools-*.conda.
+conda: test-deps
+	$(PY) conda-recipe/build.py build
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

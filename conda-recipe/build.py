@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Check, build, install and try the kbtools conda package, offline.
+
+    python conda-recipe/build.py check   # do recipe.yaml and meta.yaml agree with pyproject.toml?
+    python conda-recipe/build.py build   # check, then build the .conda with rattler-build, run the
+                                         # recipe's tests, install it into a fresh prefix and run
+                                         # every command from there; the package lands in dist/conda/
+
+No conda channel is needed: the build and test environments are resolved against a local *stub
+channel* whose `python` is a venv over this interpreter and whose other packages (pip, setuptools,
+the run requirements) are empty stand-ins for what this interpreter really has installed.
+docs/packaging.md says what this proves and what it does not.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version as installed_version
+from pathlib import Path
+from typing import Iterator
+
+import jinja2
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE_DIR = "conda-recipe"
+PIP_INSTALL = "-m pip install . -vv --no-deps --no-build-isolation"
+STUB_BUILD = "0_stub"
+
+
+class PackagingError(Exception):
+    """A check or build step failed; the message says what differs or what to do."""
+
+
+# -- what pyproject.toml says ------------------------------------------------------------------
+
+@dataclass
+class Project:
+    root: Path
+    name: str
+    version: str
+    summary: str
+    license: str
+    license_files: list[str]
+    python_min: str
+    scripts: dict[str, str]          # command -> "module:function"
+    run: list[str]                   # conda specs of [project.dependencies]
+    build_backend: list[str]         # conda specs of [build-system].requires
+    import_name: str
+    problems: list[str]              # what pyproject.toml itself gets wrong
+
+    @property
+    def entry_points(self) -> list[str]:
+        return [f"{command} = {target}" for command, target in self.scripts.items()]
+
+
+def conda_spec(requirement: str) -> str:
+    """`numpy>=1.21` -> `numpy >=1.21` (conda-forge uses the PyPI names of these packages)."""
+    req = Requirement(requirement)
+    if req.marker or req.extras or req.url:
+        raise PackagingError(f"{requirement!r}: extras, markers and URLs have no conda equivalent")
+    name = canonical_name(req.name)
+    return f"{name} {req.specifier}" if req.specifier else name
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def normalized_spec(spec: str) -> str:
+    """One spelling per conda spec, so that `numpy  >=1.21` equals `numpy >=1.21`."""
+    parts = str(spec).split(None, 1)
+    if not parts:
+        return ""
+    name = canonical_name(parts[0])
+    return f"{name} {parts[1].replace(' ', '')}" if len(parts) > 1 else name
+
+
+def python_floor(requires_python: str) -> str:
+    """`>=3.10` -> `3.10`: the version python_min must have."""
+    match = re.fullmatch(r"\s*>=\s*(\d+\.\d+)\s*(,.*)?", requires_python or "")
+    if not match:
+        raise PackagingError(f"requires-python {requires_python!r} has no `>=X.Y` floor")
+    return match.group(1)
+
+
+def find_top_level_name(source: Path, name: str) -> ast.AST | None:
+    """The statement of `source` that binds `name` at module level (def, class, =, import)."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return node
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return node
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                return node
+    return None
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_project(root: Path) -> Project:
+    """Everything the recipes must repeat, read from pyproject.toml (and the version's one source)."""
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PackagingError(f"pyproject.toml: {exc}") from None
+    project = data.get("project", {})
+    problems: list[str] = []
+
+    # The version is dynamic: setuptools reads it from the attribute named in pyproject.toml.
+    attr = data.get("tool", {}).get("setuptools", {}).get("dynamic", {}).get("version", {}).get("attr")
+    version = project.get("version")
+    if attr:
+        module, _, variable = attr.rpartition(".")
+        source = module_file(root, module)
+        node = find_top_level_name(source, variable) if source else None
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            version = str(node.value.value)
+        else:
+            problems.append(f"pyproject.toml: version attribute {attr} is not a literal in the source")
+    if not version:
+        raise PackagingError("pyproject.toml: no version (neither [project].version nor a dynamic attr)")
+
+    scripts = dict(project.get("scripts", {}))
+    for command, target in scripts.items():
+        module, _, function = target.partition(":")
+        source = module_file(root, module)
+        if source is None:
+            problems.append(f"[project.scripts] {command} = {target}: no module {module} in the source tree")
+        elif not function or find_top_level_name(source, function) is None:
+            problems.append(f"[project.scripts] {command} = {target}: {source.relative_to(root)} "
+                            f"defines no `{function}`")
+
+    def specs(requirements: list[str], where: str) -> list[str]:
+        out = []
+        for requirement in requirements:
+            try:
+                out.append(conda_spec(requirement))
+            except (InvalidRequirement, PackagingError) as exc:
+                problems.append(f"{where}: {exc}")
+        return out
+
+    license_files = project.get("license-files", [])
+    return Project(
+        root=root,
+        name=project["name"],
+        version=version,
+        summary=project.get("description", ""),
+        license=project.get("license", "") if isinstance(project.get("license"), str) else "",
+        license_files=list(license_files),
+        python_min=python_floor(project.get("requires-python", "")),
+        scripts=scripts,
+        run=specs(project.get("dependencies", []), "[project.dependencies]"),
+        build_backend=specs(data.get("build-system", {}).get("requires", []), "[build-system].requires"),
+        import_name=project["name"].replace("-", "_"),
+        problems=problems,
+    )
+
+
+# -- what the recipes say ----------------------------------------------------------------------
+
+def variant_python_min(path: Path) -> str | None:
+    try:
+        values = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("python_min")
+    except (OSError, yaml.YAMLError) as exc:
+        raise PackagingError(f"{path.name}: {exc}") from None
+    if isinstance(values, list) and len(values) == 1:
+        return str(values[0])
+    return None
+
+
+def render_v1(recipe_dir: Path, variants: dict[str, list[str]] | None = None) -> dict:
+    """recipe.yaml rendered by rattler-build itself (a strict parser: unknown keys, SPDX, specs)."""
+    from rattler_build import Stage0Recipe, VariantConfig
+
+    try:
+        recipe = Stage0Recipe.from_file(recipe_dir / "recipe.yaml")
+        config = (VariantConfig(variants) if variants is not None
+                  else VariantConfig.from_file(recipe_dir / "variants.yaml"))
+        rendered = recipe.render(config)
+    except Exception as exc:  # rattler-build raises several unrelated types; all mean "bad recipe"
+        raise PackagingError(f"recipe.yaml does not render: {one_line(exc)}") from None
+    if len(rendered) != 1:
+        raise PackagingError(f"recipe.yaml renders {len(rendered)} variants, expected one")
+    return rendered[0].recipe.to_dict()
+
+
+def render_v0(recipe_dir: Path, python_min: str) -> dict:
+    """meta.yaml rendered the way conda-build would: Jinja first, then YAML."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    try:
+        text = env.from_string((recipe_dir / "meta.yaml").read_text(encoding="utf-8"))
+        return yaml.safe_load(text.render(PYTHON="$PYTHON", python_min=python_min)) or {}
+    except (OSError, jinja2.TemplateError, yaml.YAMLError) as exc:
+        raise PackagingError(f"meta.yaml does not render: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:400] + " ..."
+
+
+def compare(where: str, what: str, want: list[str], got: list[str], source: str) -> list[str]:
+    """Messages naming each item missing from, or extra in, a recipe list."""
+    got_set = {normalized_spec(x) for x in got}
+    want_set = {normalized_spec(x) for x in want}
+    problems = [f"{where}: {what} missing: `{x}` (from {source})" for x in want if normalized_spec(x) not in got_set]
+    problems += [f"{where}: {what} not in {source}: `{x}`" for x in got if normalized_spec(x) not in want_set]
+    return problems
+
+
+def same(where: str, what: str, want: object, got: object, source: str) -> list[str]:
+    return [] if want == got else [f"{where}: {what} is {got!r}, {source} says {want!r}"]
+
+
+def check_recipes(root: Path = ROOT) -> list[str]:
+    """Every difference between the recipes and the project, one message each (empty: all agree)."""
+    project = read_project(root)
+    recipe_dir = root / RECIPE_DIR
+    problems = list(project.problems)
+    floor = project.python_min
+    run = [f"python >={floor}", *project.run]
+    scripts = "[project.scripts]"
+
+    for name in ("variants.yaml", "conda_build_config.yaml"):
+        problems += same(name, "python_min", [floor], [variant_python_min(recipe_dir / name)],
+                         "requires-python")
+
+    v1 = render_v1(recipe_dir)
+    where = "recipe.yaml"
+    build = v1.get("build", {})
+    problems += same(where, "package name", project.name, v1["package"]["name"], "pyproject.toml")
+    problems += same(where, "version", project.version, v1["package"]["version"], "the package's __version__")
+    problems += same(where, "build.noarch", "python", build.get("noarch"), "a pure-Python project")
+    if PIP_INSTALL not in str(build.get("script", "")):
+        problems.append(f"{where}: build.script must run `${{{{ PYTHON }}}} {PIP_INSTALL}`")
+    problems += compare(where, "entry point", project.entry_points,
+                        build.get("python", {}).get("entry_points", []), scripts)
+    requirements = v1.get("requirements", {})
+    problems += compare(where, "host requirement", [f"python {floor}.*", "pip", *project.build_backend],
+                        requirements.get("host", []), "requires-python and [build-system]")
+    problems += compare(where, "run requirement", run, requirements.get("run", []), "[project.dependencies]")
+    python_tests = [t["python"] for t in v1.get("tests", []) if "python" in t]
+    script_lines = [line for t in v1.get("tests", []) if "script" in t for line in script_text(t["script"])]
+    if not any(project.import_name in t.get("imports", []) for t in python_tests):
+        problems.append(f"{where}: no python test imports `{project.import_name}`")
+    if not python_tests or any(t.get("pip_check") is False for t in python_tests):
+        problems.append(f"{where}: the python test must keep pip_check")
+    if not any(f"{floor}.*" in t.get("python_version", []) for t in python_tests):
+        problems.append(f"{where}: the python test does not run on python_min ({floor}.*)")
+    problems += command_tests(where, project, script_lines)
+    about = v1.get("about", {})
+    problems += same(where, "about.license", project.license, about.get("license"), "pyproject.toml")
+    problems += same(where, "about.license_file", project.license_files, about.get("license_file"), "license-files")
+    problems += same(where, "about.summary", project.summary, about.get("summary"), "[project].description")
+    if not about.get("homepage"):
+        problems.append(f"{where}: about.homepage is missing")
+    if not v1.get("extra", {}).get("recipe-maintainers"):
+        problems.append(f"{where}: extra.recipe-maintainers is missing")
+
+    v0 = render_v0(recipe_dir, floor)
+    where = "meta.yaml"
+    order = ["package", "source", "build", "requirements", "test", "about", "extra"]
+    problems += same(where, "top-level section order", order, list(v0), "conda-forge's lint")
+    package, build = v0.get("package") or {}, v0.get("build") or {}
+    problems += same(where, "package name", project.name, package.get("name"), "pyproject.toml")
+    problems += same(where, "version", project.version, str(package.get("version")), "the package's __version__")
+    problems += same(where, "build.noarch", "python", build.get("noarch"), "a pure-Python project")
+    if not isinstance(build.get("number"), int):
+        problems.append(f"{where}: build.number must be an integer")
+    if f"$PYTHON {PIP_INSTALL}" != str(build.get("script", "")).strip():
+        problems.append(f"{where}: build.script must be `{{{{ PYTHON }}}} {PIP_INSTALL}`")
+    problems += compare(where, "entry point", project.entry_points, build.get("entry_points") or [], scripts)
+    requirements = v0.get("requirements") or {}
+    problems += compare(where, "host requirement", [f"python {floor}", "pip", *project.build_backend],
+                        requirements.get("host") or [], "requires-python and [build-system]")
+    problems += compare(where, "run requirement", run, requirements.get("run") or [], "[project.dependencies]")
+    test = v0.get("test") or {}
+    problems += compare(where, "test requirement", [f"python {floor}", "pip"], test.get("requires") or [],
+                        "requires-python")
+    if project.import_name not in (test.get("imports") or []):
+        problems.append(f"{where}: test.imports does not import `{project.import_name}`")
+    commands = [str(c) for c in test.get("commands") or []]
+    if "pip check" not in commands:
+        problems.append(f"{where}: test.commands must run `pip check`")
+    problems += command_tests(where, project, commands)
+    about = v0.get("about") or {}
+    problems += same(where, "about.license", project.license, about.get("license"), "pyproject.toml")
+    problems += same(where, "about.license_file", project.license_files,
+                     as_list(about.get("license_file")), "license-files")
+    problems += same(where, "about.summary", project.summary, about.get("summary"), "[project].description")
+    if not about.get("home"):
+        problems.append(f"{where}: about.home is missing")
+    if not (v0.get("extra") or {}).get("recipe-maintainers"):
+        problems.append(f"{where}: extra.recipe-maintainers is missing")
+    return problems
+
+
+def script_text(script: object) -> list[str]:
+    """Lines of a v1 script test, whether rendered as a list, a string or {content: ...}."""
+    if isinstance(script, dict):
+        script = script.get("content", [])
+    if isinstance(script, str):
+        return script.splitlines()
+    return [str(line) for line in script]
+
+
+def as_list(value: object) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def command_tests(where: str, project: Project, lines: list[str]) -> list[str]:
+    tested = {line.strip() for line in lines}
+    return [f"{where}: tests do not run `{command} --help` (a command of [project.scripts])"
+            for command in project.scripts if f"{command} --help" not in tested]
+
+
+# -- the offline build ---------------------------------------------------------------------------
+
+def make_stub_channel(project: Project, channel: Path, site: Path) -> None:
+    """A local channel standing in for conda-forge: see the module docstring."""
+    from rattler.index import index_fs
+    from rattler.platform import Platform
+    from rattler_build import assemble_package
+
+    shutil.rmtree(channel, ignore_errors=True)
+    shutil.rmtree(site, ignore_errors=True)
+    subdir = str(Platform.current())
+    (channel / "noarch").mkdir(parents=True)
+    (channel / subdir).mkdir()
+
+    # The stub python sees this interpreter's packages through a directory of links that leaves
+    # out the project's own (editable) install: the package under test must bring its own copy.
+    own = (project.import_name, "__editable__")
+    site.mkdir(parents=True)
+    for library in dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")):
+        for entry in Path(library).iterdir():
+            if not entry.name.startswith(own) and entry.suffix != ".pth" and not (site / entry.name).exists():
+                (site / entry.name).symlink_to(entry)
+
+    short = "%d.%d" % sys.version_info[:2]
+    base = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    with tempfile.TemporaryDirectory() as stage_dir:
+        stage = Path(stage_dir)
+        (stage / "bin").mkdir()
+        (stage / "bin" / "python").symlink_to(base)
+        for alias in ("python3", f"python{short}"):
+            (stage / "bin" / alias).symlink_to("python")
+        (stage / "pyvenv.cfg").write_text(f"home = {base.parent}\ninclude-system-site-packages = false\n"
+                                          f"version = {'%d.%d.%d' % sys.version_info[:3]}\n")
+        site_packages = stage / "lib" / f"python{short}" / "site-packages"
+        site_packages.mkdir(parents=True)
+        (site_packages / "stub-harness.pth").write_text(f"{site}\n")
+        assemble_package(name="python", version="%d.%d.%d" % sys.version_info[:3], target_platform=subdir,
+                         build_string=f"{STUB_BUILD}_cp{short.replace('.', '')}", output_dir=channel / subdir,
+                         files_dir=stage, summary=f"stub: a venv over {base}", detect_prefix=False)
+
+    for spec in ["pip", *project.build_backend, *project.run]:
+        name = spec.split()[0]
+        try:
+            stub_version = installed_version(name)
+        except PackageNotFoundError:
+            raise PackagingError(f"{name} is not installed in {sys.executable}; the stub channel needs it "
+                                 f"(pip install -e . and -r tests/requirements.txt)") from None
+        with tempfile.TemporaryDirectory() as stage_dir:
+            marker = Path(stage_dir) / "share" / "kbtools-stubs" / f"{name}.txt"
+            marker.parent.mkdir(parents=True)
+            marker.write_text(f"stub: {name} {stub_version} is provided by {site}\n")
+            assemble_package(name=name, version=stub_version, target_platform="noarch",
+                             build_string=STUB_BUILD, output_dir=channel / "noarch", files_dir=stage_dir,
+                             noarch="generic", depends=["python"], summary=f"stub: {name}")
+    asyncio.run(index_fs(channel, write_zst=False, write_shards=False))
+
+
+@contextlib.contextmanager
+def rattler_cache(path: Path) -> Iterator[None]:
+    """Give rattler-build a package cache of this run's own: the stubs of two runs (or of a
+    run and a concurrent test) share names and versions but not contents."""
+    before = os.environ.get("RATTLER_CACHE_DIR")
+    os.environ["RATTLER_CACHE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["RATTLER_CACHE_DIR"]
+        else:
+            os.environ["RATTLER_CACHE_DIR"] = before
+
+
+def build_package(project: Project, work: Path, channel: Path) -> Path:
+    """Build recipe.yaml into `work/out` and run the recipe's own tests; returns the .conda path."""
+    from rattler_build import EnvironmentIsolation, Stage0Recipe, ToolConfiguration, VariantConfig
+
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    # The stub python is this interpreter, so python_min is its version here; the shipped
+    # python_min (variants.yaml) is checked by `check`, which renders the recipe with it.
+    variants = VariantConfig({"python_min": ["%d.%d" % sys.version_info[:2]]})
+    try:
+        with rattler_cache(work / "cache"):
+            results = Stage0Recipe.from_file(project.root / RECIPE_DIR / "recipe.yaml").run_build(
+                variant_config=variants, output_dir=out, channels=[channel.as_uri()],
+                tool_config=ToolConfiguration(test_strategy="native", keep_build=True),
+                env_isolation=EnvironmentIsolation.STRICT)
+    except Exception as exc:  # rattler-build's error types share no base class worth naming
+        logs = sorted(str(p) for p in out.glob("bld/*/work/conda_build.log"))
+        raise PackagingError(f"rattler-build failed: {one_line(exc)}"
+                             + (f" (build log: {logs[-1]})" if logs else "")) from None
+    packages = [Path(p) for result in results for p in result.packages]
+    if len(packages) != 1 or packages[0].suffix != ".conda":
+        raise PackagingError(f"expected one .conda package, got {packages}")
+    return packages[0]
+
+
+def install_package(project: Project, package: Path, channel: Path, prefix: Path, cache: Path) -> None:
+    """Solve over the local channels only and install into a fresh prefix, as conda would."""
+    from rattler import install, solve
+    from rattler.platform import Platform
+
+    shutil.rmtree(prefix, ignore_errors=True)
+
+    async def run() -> None:
+        records = await solve(sources=[package.parent.parent.as_uri(), channel.as_uri()],
+                              specs=[f"{project.name} =={project.version}"],
+                              platforms=[str(Platform.current()), "noarch"])
+        await install(records, target_prefix=prefix, cache_dir=cache, show_progress=False)
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # solver and installer errors: one line, not a dump
+        raise PackagingError(f"installing {package.name} failed: {one_line(exc)}") from None
+
+
+def run_in_prefix(prefix: Path, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    executable = str(prefix / "bin" / argv[0])
+    return subprocess.run([executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def try_commands(project: Project, prefix: Path, data: Path) -> list[str]:
+    """Run every command from the installed prefix; returns one line per run, raises on failure."""
+    from kbtools.formats.sample import write_sample_study
+
+    shutil.rmtree(data, ignore_errors=True)
+    write_sample_study(data)
+    ran = []
+    where = run_in_prefix(prefix, ["python", "-c", f"import {project.import_name}; "
+                                   f"print({project.import_name}.__file__)"], data.parent)
+    if where.returncode != 0 or not where.stdout.strip().startswith(str(prefix)):
+        raise PackagingError(f"the prefix imports {project.import_name} from {where.stdout.strip() or where.stderr}")
+    ran.append(f"import {project.import_name} -> {where.stdout.strip()}")
+    for command in project.scripts:
+        done = run_in_prefix(prefix, [command, "--version"], data.parent)
+        if done.returncode != 0 or done.stdout.strip() != f"{command} {project.version}":
+            raise PackagingError(f"{command} --version: exit {done.returncode}, "
+                                 f"stdout {done.stdout.strip()!r}, stderr {done.stderr.strip()[-300:]!r}")
+        ran.append(done.stdout.strip())
+
+    raw = next(data.rglob("raw.mda"))
+    for argv, key in ((["mda-info", str(raw)], "dims"), (["kb-check", str(data)], "valid")):
+        if argv[0] not in project.scripts:
+            raise PackagingError(f"{argv[0]} is not in [project.scripts]")
+        done = run_in_prefix(prefix, argv, data.parent)
+        try:
+            output = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            output = None
+        if done.returncode != 0 or not isinstance(output, dict) or key not in output:
+            raise PackagingError(f"{' '.join(argv)}: exit {done.returncode}, stdout {done.stdout[:300]!r}, "
+                                 f"stderr {done.stderr.strip()[-300:]!r}")
+        ran.append(f"{argv[0]} {Path(argv[1]).relative_to(data.parent)}: exit 0, {key} = {output[key]}")
+    return ran
+
+
+def build_and_try(root: Path, work: Path, dist: Path, say=print) -> Path:
+    """The whole offline pipeline: check, stub channel, build + recipe tests, install, run."""
+    problems = check_recipes(root)
+    if problems:
+        raise PackagingError("the recipes disagree with pyproject.toml:\n  " + "\n  ".join(problems))
+    say("check: recipe.yaml and meta.yaml agree with pyproject.toml")
+    project = read_project(root)
+    channel = work / "stub-channel"
+    make_stub_channel(project, channel, work / "stub-site")
+    say(f"stub channel: {channel}")
+    package = build_package(project, work, channel)
+    say(f"built, recipe tests passed: {package.name}")
+    dist.mkdir(parents=True, exist_ok=True)
+    artifact = dist / package.name
+    shutil.copy2(package, artifact)
+    prefix = work / "prefix"
+    install_package(project, package, channel, prefix, work / "cache" / "pkgs")
+    say(f"installed into a fresh prefix: {prefix}")
+    for line in try_commands(project, prefix, work / "data" / "study"):
+        say(f"  {line}")
+    return artifact
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conda-recipe/build.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=["check", "build"])
+    parser.add_argument("--root", type=Path, default=ROOT, help="project checkout (default: this one)")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: ROOT/build/conda)")
+    parser.add_argument("--dist", type=Path, help="where the package goes (default: ROOT/dist/conda)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    try:
+        if args.step == "check":
+            problems = check_recipes(root)
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            if problems:
+                return 1
+            print("recipe.yaml and meta.yaml agree with pyproject.toml")
+            return 0
+        artifact = build_and_try(root, (args.work or root / "build" / "conda").resolve(),
+                                 (args.dist or root / "dist" / "conda").resolve())
+        print(artifact)
+        return 0
+    except PackagingError as exc:
+        print(f"conda: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
