@@ -1,0 +1,78 @@
+"""The fast tunnel between two kbtools peers: binary websocket frames with raw bytes and a credit window.
+
+Negotiation: the child adds `"kbtools_tunnel": {"version": 1}` to its register `info`; a kbtools hub
+answers with `"kbtools_tunnel": {"version": 1, "window": N}` next to `info` in `confirm_registration`.
+An original peer ignores both fields, and then the compatible path (base64 JSON, signed) is used.
+
+Once agreed, response bodies travel as binary frames (no base64, no per-chunk signature: the link was
+authenticated at registration and the websocket is the only writer). Headers, end and errors stay
+signed JSON frames. The hub grants each request `window` bytes of credit at the start and more with
+CREDIT frames as its HTTP client consumes data; a child never sends more than its credit, so both
+sides hold at most `window` bytes per request.
+
+Binary frame: type (1 byte) | len(request_id) (1 byte) | request_id (ASCII) | payload.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
+
+VERSION = 1
+FIELD = "kbtools_tunnel"
+DEFAULT_WINDOW = 4 * 1024 * 1024
+MAX_FAST_CHUNK = 1024 * 1024
+
+RESPONSE_DATA = 1  # child -> hub: raw response bytes
+CREDIT = 2  # hub -> child: payload is a uint32 (big-endian) number of bytes granted
+REQUEST_DATA = 3  # hub -> child: raw request body bytes
+
+
+@dataclass(frozen=True)
+class BinaryFrame:
+    kind: int
+    request_id: str
+    payload: bytes
+
+    def credit(self) -> int:
+        if self.kind != CREDIT or len(self.payload) != 4:
+            raise RemoteProtocolError("Invalid credit frame")
+        return int(struct.unpack(">I", self.payload)[0])
+
+
+def encode(kind: int, request_id: str, payload: bytes = b"") -> bytes:
+    rid = request_id.encode("ascii")
+    if not 0 < len(rid) < 256:
+        raise LocalProtocolError("request_id length out of range")
+    return bytes((kind, len(rid))) + rid + payload
+
+
+def encode_credit(request_id: str, nbytes: int) -> bytes:
+    return encode(CREDIT, request_id, struct.pack(">I", nbytes))
+
+
+def decode(frame: bytes) -> BinaryFrame:
+    """Parse a binary frame; RemoteProtocolError if it is malformed."""
+    if len(frame) < 3:
+        raise RemoteProtocolError("Invalid binary frame")
+    kind, n = frame[0], frame[1]
+    if kind not in (RESPONSE_DATA, CREDIT, REQUEST_DATA) or len(frame) < 2 + n or n == 0:
+        raise RemoteProtocolError("Invalid binary frame")
+    try:
+        rid = frame[2:2 + n].decode("ascii")
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("Invalid binary frame") from None
+    return BinaryFrame(kind, rid, bytes(frame[2 + n:]))
+
+
+def offer() -> dict[str, int]:
+    """What a kbtools child puts in its register info."""
+    return {"version": VERSION}
+
+
+def accept(offered: object, window: int = DEFAULT_WINDOW) -> dict[str, int] | None:
+    """The hub's answer to an offer (None: no fast path, e.g. an original child)."""
+    if isinstance(offered, dict) and offered.get("version") == VERSION:
+        return {"version": VERSION, "window": window}
+    return None

@@ -1,0 +1,406 @@
+"""Hub side of one child's websocket: feed each received frame, send the replies, act on the events.
+
+    conn = ChildConnection(hub, registry)
+    out = conn.receive_frame(text, now=time.time())   # -> Outcome(replies, events, close)
+    for frame in out.replies: await ws.send_str(frame)
+    if out.close: await ws.close()
+
+Checks run in the order of spec §2.5, with error replies instead of the original's two crashes, plus
+a frame size limit and a `timestamp` freshness window. A frame of any shape produces an error reply
+and a close; no exception escapes `receive_frame`.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from kbtools.protocol import fastpath
+from kbtools.protocol.canonical import canonical_json, js_number, load_public_key, verify_message
+from kbtools.protocol.errors import RemoteProtocolError
+from kbtools.node.identity import node_id_for_public_key
+from kbtools.protocol.jsondiff import patch
+from kbtools.protocol.messages import (
+    ConfirmRegistration, EndResponse, ErrorReply, Ok, ReportError, SetResponseHeaders, SetTopHubUrl,
+    WriteResponseData, parse_response_message,
+)
+from kbtools.protocol.objecthash import object_hash
+
+NETWORK_TYPE = "kbucket"
+INACTIVITY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class HubLimits:
+    """Resource limits of a hub (all configurable)."""
+
+    max_leaves: int = 1000
+    max_child_hubs: int = 10
+    max_frame_bytes: int = 64 * 1024 * 1024
+    freshness_window: float | None = 600.0  # seconds; None accepts any timestamp (original behaviour)
+    inactivity_timeout: float = INACTIVITY_TIMEOUT
+    fast_window: int = fastpath.DEFAULT_WINDOW
+    allow_fast_path: bool = True
+
+
+@dataclass
+class HubInfo:
+    """What a child connection needs to know about its hub (kept up to date by the hub)."""
+
+    info: dict[str, Any]  # the hub's nodeinfo `info` object, sent in confirm_registration
+    passcode: str = ""
+    top_hub_url: str = ""
+
+
+# ---------------------------------------------------------------- events
+
+@dataclass(frozen=True)
+class ChildRegistered:
+    node_id: str
+    node_type: str  # "leaf" or "hub"
+    info: dict[str, Any]
+    public_key: str
+    fast_path: bool
+
+
+@dataclass(frozen=True)
+class NodeDataUpdated:
+    node_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResponseHeaders:
+    request_id: str
+    status: int
+    status_message: str
+    headers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResponseData:
+    request_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ResponseEnd:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ResponseError:
+    request_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    reason: str
+
+
+Event = Union[ChildRegistered, NodeDataUpdated, ResponseHeaders, ResponseData, ResponseEnd,
+              ResponseError, ConnectionClosed]
+
+
+@dataclass
+class Outcome:
+    """Frames to send (text or binary, in order), events for the hub, and whether to close."""
+
+    replies: list[str | bytes] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    close: bool = False
+
+
+# ---------------------------------------------------------------- registry
+
+class ChildRegistry:
+    """The hub's directly connected children, in connection order, with the limits."""
+
+    def __init__(self, limits: HubLimits | None = None) -> None:
+        self.limits = limits or HubLimits()
+        self.leaves: dict[str, ChildConnection] = {}
+        self.child_hubs: dict[str, ChildConnection] = {}
+        self._recent_registers: dict[str, float] = {}  # signature -> time seen (replay refusal)
+
+    def add(self, conn: ChildConnection) -> str | None:
+        """Register a child; an error text (original wording) or None."""
+        assert conn.node_id is not None and conn.node_type is not None
+        if conn.node_type == "leaf":
+            if len(self.leaves) >= self.limits.max_leaves:
+                return "Error adding leaf: Exceeded maximum number of child leaf connections."
+            if conn.node_id in self.leaves:
+                return f"Error adding leaf: A connected leaf with id={conn.node_id} already exists."
+            self.leaves[conn.node_id] = conn
+        else:
+            if len(self.child_hubs) >= self.limits.max_child_hubs:
+                return "Error adding child hub: Exceeded maximum number of child hub connections."
+            if conn.node_id in self.child_hubs:
+                return f"Error adding child hub: A connected child hub with id={conn.node_id} already exists."
+            self.child_hubs[conn.node_id] = conn
+        return None
+
+    def remove(self, conn: ChildConnection) -> None:
+        if conn.node_id is None:
+            return
+        table = self.leaves if conn.node_type == "leaf" else self.child_hubs
+        if table.get(conn.node_id) is conn:
+            del table[conn.node_id]
+
+    def seen_register(self, signature: str, now: float) -> bool:
+        """True if this register frame was already used inside the freshness window."""
+        window = self.limits.freshness_window
+        if window is None:
+            return False
+        for sig, t in list(self._recent_registers.items()):
+            if now - t > 2 * window:
+                del self._recent_registers[sig]
+        if signature in self._recent_registers:
+            return True
+        self._recent_registers[signature] = now
+        return False
+
+
+# ---------------------------------------------------------------- the connection
+
+class ChildConnection:
+    """State of one child link on the hub side. States: new -> registered -> closed."""
+
+    def __init__(self, hub: HubInfo, registry: ChildRegistry, now: float = 0.0) -> None:
+        self.hub = hub
+        self.registry = registry
+        self.limits = registry.limits
+        self.node_id: str | None = None
+        self.node_type: str | None = None
+        self.info: dict[str, Any] = {}
+        self.public_key: str | None = None
+        self.node_data: dict[str, Any] | None = None
+        self.registered = False
+        self.closed = False
+        self.fast_path = False
+        self.last_received = now
+        self.credit: dict[str, int] = {}  # fast path: bytes the child may still send per request
+
+    # -- public API
+
+    def receive_frame(self, text: str | bytes, now: float) -> Outcome:
+        """Handle one received frame (text; binary only on the fast path). Never raises."""
+        if self.closed:
+            return Outcome()
+        self.last_received = now
+        try:
+            if isinstance(text, (bytes, bytearray)):
+                return self._receive_binary(bytes(text))
+            return self._receive_text(text, now)
+        except RemoteProtocolError as e:
+            return self.fail(str(e))
+        except Exception as e:  # a hostile frame must never take the hub down
+            return self.fail(f"Invalid message ({type(e).__name__})")
+
+    def check_inactivity(self, now: float) -> Outcome:
+        """Call periodically (the original checks every 5 s); closes after the inactivity timeout."""
+        elapsed = now - self.last_received
+        if self.closed or elapsed <= self.limits.inactivity_timeout:
+            return Outcome()
+        seconds = js_number(round(elapsed, 3))
+        return self.fail(f"Closing connection after {seconds} seconds of not receiving a message.")
+
+    def fail(self, text: str) -> Outcome:
+        """Send `{"error": "<text>. Closing websocket."}` and close."""
+        out = Outcome(replies=[canonical_json(ErrorReply(text).to_fields())], close=True)
+        out.events.extend(self.connection_lost(text).events)
+        return out
+
+    def connection_lost(self, reason: str = "connection closed") -> Outcome:
+        """The socket closed (or we close it): leave the registry; pending requests fail."""
+        if self.closed:
+            return Outcome()
+        self.closed = True
+        self.registry.remove(self)
+        events: list[Event] = [ResponseError(rid, f"Child disconnected: {reason}") for rid in self.credit]
+        self.credit.clear()
+        events.append(ConnectionClosed(reason))
+        return Outcome(events=events, close=True)
+
+    def grant_credit(self, request_id: str, nbytes: int) -> bytes | None:
+        """Fast path: allow the child `nbytes` more of this response (after the client took them)."""
+        if not self.fast_path or request_id not in self.credit or nbytes <= 0:
+            return None
+        self.credit[request_id] += nbytes
+        return fastpath.encode_credit(request_id, nbytes)
+
+    def open_request(self, request_id: str) -> None:
+        """Note a tunnelled request sent to this child (its response may now arrive)."""
+        self.credit[request_id] = self.limits.fast_window
+
+    def close_request(self, request_id: str) -> None:
+        self.credit.pop(request_id, None)
+
+    # -- internals
+
+    def _receive_binary(self, frame: bytes) -> Outcome:
+        if not self.fast_path or not self.registered:
+            raise RemoteProtocolError("Unexpected binary frame")
+        if len(frame) > fastpath.MAX_FAST_CHUNK + 260:
+            raise RemoteProtocolError("Message too large")
+        bf = fastpath.decode(frame)
+        if bf.kind != fastpath.RESPONSE_DATA or bf.request_id not in self.credit:
+            raise RemoteProtocolError("Unexpected binary frame")
+        left = self.credit[bf.request_id] - len(bf.payload)
+        if left < 0:
+            raise RemoteProtocolError("Flow-control window exceeded")
+        self.credit[bf.request_id] = left
+        return Outcome(events=[ResponseData(bf.request_id, bf.payload)])
+
+    def _receive_text(self, text: str, now: float) -> Outcome:
+        if len(text) > self.limits.max_frame_bytes:
+            raise RemoteProtocolError("Message too large")
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            raise RemoteProtocolError("Unable to parse message") from None
+        if not isinstance(frame, dict):
+            raise RemoteProtocolError("Invalid message.")
+        # 1-2: the connection's node id
+        node_id = frame.get("node_id")
+        if not node_id:
+            raise RemoteProtocolError("node_id not found in message")
+        if self.node_id is None:
+            if not isinstance(node_id, str) or not 8 <= len(node_id) <= 64:
+                raise RemoteProtocolError("Invalid node id")
+            self.node_id = node_id
+        elif node_id != self.node_id:
+            raise RemoteProtocolError("node_id in message does not match previous messages.")
+        # 3: the public key, checked against the id (the original crashes here)
+        public_key = frame.get("public_key")
+        if public_key is not None and self.public_key is None:
+            if not isinstance(public_key, str):
+                raise RemoteProtocolError("Invalid public key")
+            expected = node_id_for_public_key(public_key)
+            if expected != self.node_id:
+                raise RemoteProtocolError(
+                    f"Child node id does not match public key ({self.node_id}<>{expected})")
+            try:
+                load_public_key(public_key)
+            except ValueError:
+                raise RemoteProtocolError("Invalid public key") from None
+            self.public_key = public_key
+        # 4-5
+        message = frame.get("message")
+        if not isinstance(message, dict):
+            raise RemoteProtocolError("Invalid message.")
+        if message.get("network_type") != NETWORK_TYPE:
+            raise RemoteProtocolError(
+                f"network types do not match: {message.get('network_type')} <> {NETWORK_TYPE}")
+        # 6: signature (the original crashes when no key was received yet)
+        if self.public_key is None:
+            raise RemoteProtocolError("Unable to verify message: no public key received")
+        signature = frame.get("signature")
+        if not isinstance(signature, str) or not verify_message(self.public_key, message, signature):
+            raise RemoteProtocolError("Unable to verify message using signature")
+        # kbtools: refuse stale or replayed frames
+        self._check_fresh(message, signature, now)
+        # 7: dispatch
+        command = message.get("command")
+        if command == "register_child_node":
+            return self._register(message)
+        if not self.registered:
+            raise RemoteProtocolError(f"Unrecognized command: {command}"[:300])
+        if command == "report_node_data":
+            return self._report(message)
+        if message.get("message_type") == "http" and isinstance(command, str) \
+                and command.startswith("http."):
+            return self._http(message)
+        raise RemoteProtocolError(f"Unrecognized command: {command}"[:300])
+
+    def _check_fresh(self, message: dict[str, Any], signature: str, now: float) -> None:
+        window = self.limits.freshness_window
+        if window is None:
+            return
+        ts = message.get("timestamp")
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+            raise RemoteProtocolError("Invalid timestamp")
+        if abs(now - ts / 1000.0) > window:
+            raise RemoteProtocolError("Stale message: timestamp outside the accepted window")
+        if str(message.get("command", "")).startswith("register") \
+                and self.registry.seen_register(signature, now):
+            raise RemoteProtocolError("Replayed registration message")
+
+    def _register(self, message: dict[str, Any]) -> Outcome:
+        info = message.get("info")
+        if not isinstance(info, dict) or not info:
+            raise RemoteProtocolError("No info field found in message")
+        passcode = message.get("passcode") or ""
+        expected = self.hub.passcode or ""
+        if not isinstance(passcode, str) or not hmac.compare_digest(
+                passcode.encode("utf-8"), expected.encode("utf-8")):
+            raise RemoteProtocolError(f"Incorrect passcode for node {info.get('name')}")
+        if info.get("scientific_research") != "yes":
+            raise RemoteProtocolError(
+                "This system should only be used to share resources for scientific research purposes")
+        node_type = info.get("node_type")
+        if node_type != "hub" and info.get("confirm_share") != "yes":
+            raise RemoteProtocolError("Sharing of resources has not been confirmed")
+        if node_type not in ("leaf", "hub"):
+            raise RemoteProtocolError(f"Unexpected child node type: {node_type}"[:300])
+        if self.registered:
+            raise RemoteProtocolError("Child node is already registered")
+        self.node_type = str(node_type)
+        error = self.registry.add(self)
+        if error:
+            self.node_type = None
+            raise RemoteProtocolError(error)
+        self.registered = True
+        self.info = info
+        fast = fastpath.accept(info.get(fastpath.FIELD), self.limits.fast_window) \
+            if self.limits.allow_fast_path else None
+        self.fast_path = fast is not None
+        out = Outcome()
+        if node_type == "hub":
+            out.replies.append(canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields()))
+        out.replies.append(canonical_json(ConfirmRegistration(self.hub.info, fast).to_fields()))
+        assert self.public_key is not None and self.node_id is not None
+        out.events.append(ChildRegistered(self.node_id, self.node_type, info, self.public_key,
+                                          self.fast_path))
+        return out
+
+    def _report(self, message: dict[str, Any]) -> Outcome:
+        assert self.node_id is not None
+        if "data" in message and message["data"] is not None:
+            data = message["data"]
+            if not isinstance(data, dict):
+                raise RemoteProtocolError("Invalid node data")
+            self.node_data = data  # the original does not check this hash either
+        elif "data_delta" in message and message["data_delta"] is not None:
+            if self.node_data is None:
+                raise RemoteProtocolError("Received data_delta, but child_node_data is null.")
+            patched = patch(self.node_data, message["data_delta"])
+            if not isinstance(patched, dict) or object_hash(patched) != message.get("data_hash"):
+                self.node_data = None
+                raise RemoteProtocolError("Unexpected: node data hash does not match.")
+            self.node_data = patched
+        elif message.get("data_nochange"):
+            return Outcome(replies=[canonical_json(Ok().to_fields())])
+        else:
+            raise RemoteProtocolError("No data, data_delta, or data_nochange field found in message")
+        return Outcome(replies=[canonical_json(Ok().to_fields())],
+                       events=[NodeDataUpdated(self.node_id, self.node_data)])
+
+    def _http(self, message: dict[str, Any]) -> Outcome:
+        msg = parse_response_message(message)
+        out = Outcome(replies=[canonical_json(Ok().to_fields())])
+        if msg.request_id not in self.credit:
+            return out  # a late frame for a finished or unknown request: acknowledged, dropped
+        if isinstance(msg, SetResponseHeaders):
+            out.events.append(ResponseHeaders(msg.request_id, msg.status, msg.status_message,
+                                              msg.headers))
+        elif isinstance(msg, WriteResponseData):
+            out.events.append(ResponseData(msg.request_id, msg.data))
+        elif isinstance(msg, EndResponse):
+            self.credit.pop(msg.request_id, None)
+            out.events.append(ResponseEnd(msg.request_id))
+        elif isinstance(msg, ReportError):
+            self.credit.pop(msg.request_id, None)
+            out.events.append(ResponseError(msg.request_id, msg.error))
+        return out

@@ -1,0 +1,282 @@
+"""Wire messages as small frozen dataclasses that validate themselves, and their exact key order.
+
+Parent -> child frames are plain JSON (spec §2.3); child -> parent command fields go inside the signed
+envelope (envelope.Signer). `to_fields()` gives the dict in wire key order.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+MAX_CHUNK = 65536  # raw bytes per http.write_response_data (the original's stream chunks)
+
+
+def _require(cond: bool, text: str, remote: bool) -> None:
+    if not cond:
+        raise (RemoteProtocolError if remote else LocalProtocolError)(text)
+
+
+def _check_request_id(rid: Any, remote: bool = False) -> None:
+    _require(isinstance(rid, str) and bool(REQUEST_ID.match(rid)), f"Invalid request_id: {rid!r}"[:200],
+             remote)
+
+
+# ------------------------------------------------------------------ parent -> child (plain JSON)
+
+@dataclass(frozen=True)
+class ConfirmRegistration:
+    info: dict[str, Any]
+    fast_tunnel: dict[str, Any] | None = None  # kbtools peers only; an original child ignores it
+
+    def to_fields(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"command": "confirm_registration", "info": self.info}
+        if self.fast_tunnel is not None:
+            d["kbtools_tunnel"] = self.fast_tunnel
+        return d
+
+
+@dataclass(frozen=True)
+class SetTopHubUrl:
+    top_hub_url: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "set_top_hub_url", "top_hub_url": self.top_hub_url}
+
+
+@dataclass(frozen=True)
+class Ok:
+    def to_fields(self) -> dict[str, Any]:
+        return {"message": "ok"}
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """`text` without the suffix; the wire form is `<text>. Closing websocket.`"""
+
+    text: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"error": f"{self.text}. Closing websocket."}
+
+
+@dataclass(frozen=True)
+class InitiateRequest:
+    request_id: str
+    method: str
+    path: str
+    headers: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        _require(self.method in ("GET", "HEAD"), f"Unsupported method: {self.method}", False)
+        _require(isinstance(self.path, str) and not self.path.startswith("/"),
+                 "path must not start with /", False)
+
+    def to_fields(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"message_type": "http", "command": "http.initiate_request",
+                             "method": self.method, "path": self.path}
+        if self.query is not None:
+            d["query"] = self.query
+        d["headers"] = self.headers
+        d["request_id"] = self.request_id
+        return d
+
+
+@dataclass(frozen=True)
+class WriteRequestData:
+    request_id: str
+    data: bytes
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"message_type": "http", "command": "http.write_request_data",
+                "data_base64": base64.b64encode(self.data).decode("ascii"), "request_id": self.request_id}
+
+
+@dataclass(frozen=True)
+class EndRequest:
+    request_id: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"message_type": "http", "command": "http.end_request", "request_id": self.request_id}
+
+
+ParentMessage = Union[ConfirmRegistration, SetTopHubUrl, Ok, ErrorReply, InitiateRequest,
+                      WriteRequestData, EndRequest]
+
+
+def parse_parent_message(obj: Any) -> ParentMessage | None:
+    """A frame from the parent hub as a message; None for an unexpected command.
+
+    Raises RemoteProtocolError for a known command with a wrong shape.
+    """
+    _require(isinstance(obj, dict), "Frame from hub is not a JSON object", True)
+    if "error" in obj:
+        return ErrorReply(str(obj["error"]).removesuffix(". Closing websocket."))
+    if obj.get("message_type") == "http":
+        cmd = obj.get("command")
+        rid = obj.get("request_id")
+        _check_request_id(rid, remote=True)
+        if cmd == "http.initiate_request":
+            headers = obj.get("headers") or {}
+            _require(isinstance(headers, dict), "headers must be an object", True)
+            path = obj.get("path")
+            _require(isinstance(path, str), "path must be a string", True)
+            method = obj.get("method")
+            _require(method in ("GET", "HEAD"), f"Unsupported method: {method}", True)
+            query = obj.get("query")
+            return InitiateRequest(rid, method, path.lstrip("/"), headers,
+                                   query if isinstance(query, dict) else None)
+        if cmd == "http.write_request_data":
+            try:
+                data = base64.b64decode(str(obj.get("data_base64", "")), validate=True)
+            except binascii.Error:
+                raise RemoteProtocolError("Invalid data_base64") from None
+            return WriteRequestData(rid, data)
+        if cmd == "http.end_request":
+            return EndRequest(rid)
+        return None
+    cmd = obj.get("command")
+    if cmd == "confirm_registration":
+        info = obj.get("info")
+        _require(isinstance(info, dict), "confirm_registration without info", True)
+        fast = obj.get("kbtools_tunnel")
+        return ConfirmRegistration(info, fast if isinstance(fast, dict) else None)
+    if cmd == "set_top_hub_url":
+        url = obj.get("top_hub_url")
+        _require(isinstance(url, str), "top_hub_url must be a string", True)
+        return SetTopHubUrl(url)
+    if obj.get("message") == "ok":
+        return Ok()
+    return None
+
+
+# ------------------------------------------------------------------ child -> parent (signed fields)
+
+@dataclass(frozen=True)
+class RegisterChildNode:
+    info: dict[str, Any]
+    passcode: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "register_child_node", "info": self.info, "passcode": self.passcode}
+
+
+@dataclass(frozen=True)
+class ReportNodeData:
+    """Exactly one of `data`, `data_delta`, `nochange` is used."""
+
+    data_hash: str
+    data: dict[str, Any] | None = None
+    data_delta: Any = None
+    nochange: bool = False
+
+    def __post_init__(self) -> None:
+        n = (self.data is not None) + (self.data_delta is not None) + bool(self.nochange)
+        _require(n == 1, "report_node_data needs exactly one of data, data_delta, nochange", False)
+
+    def to_fields(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"command": "report_node_data"}
+        if self.data is not None:
+            d["data"] = self.data
+        elif self.data_delta is not None:
+            d["data_delta"] = self.data_delta
+        else:
+            d["data_nochange"] = True
+        d["data_hash"] = self.data_hash
+        return d
+
+
+@dataclass(frozen=True)
+class SetResponseHeaders:
+    request_id: str
+    status: int
+    status_message: str
+    headers: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        _require(isinstance(self.status, int) and 100 <= self.status <= 999, "Invalid status", False)
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "http.set_response_headers", "status": self.status,
+                "status_message": self.status_message, "headers": self.headers,
+                "request_id": self.request_id, "message_type": "http"}
+
+
+@dataclass(frozen=True)
+class WriteResponseData:
+    request_id: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        _require(len(self.data) <= MAX_CHUNK, "response chunk larger than 64 KiB", False)
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "http.write_response_data",
+                "data_base64": base64.b64encode(self.data).decode("ascii"),
+                "request_id": self.request_id, "message_type": "http"}
+
+
+@dataclass(frozen=True)
+class EndResponse:
+    request_id: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "http.end_response", "request_id": self.request_id, "message_type": "http"}
+
+
+@dataclass(frozen=True)
+class ReportError:
+    request_id: str
+    error: str
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": "http.report_error", "error": self.error, "request_id": self.request_id,
+                "message_type": "http"}
+
+
+ChildMessage = Union[RegisterChildNode, ReportNodeData, SetResponseHeaders, WriteResponseData,
+                     EndResponse, ReportError]
+
+
+def parse_response_message(msg: dict[str, Any]) -> SetResponseHeaders | WriteResponseData | \
+        EndResponse | ReportError:
+    """A child's `http.*` response message (already verified). Raises RemoteProtocolError."""
+    cmd = msg.get("command")
+    rid = msg.get("request_id")
+    _check_request_id(rid, remote=True)
+    if cmd == "http.set_response_headers":
+        status = msg.get("status")
+        headers = msg.get("headers")
+        _require(isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999,
+                 "Invalid status", True)
+        _require(isinstance(headers, dict), "Invalid headers", True)
+        return SetResponseHeaders(rid, status, str(msg.get("status_message") or ""), headers)
+    if cmd == "http.write_response_data":
+        try:
+            data = base64.b64decode(str(msg.get("data_base64", "")), validate=True)
+        except binascii.Error:
+            raise RemoteProtocolError("Invalid data_base64") from None
+        _require(len(data) <= 16 * MAX_CHUNK, "response chunk too large", True)
+        return _raw_data(rid, data)
+    if cmd == "http.end_response":
+        return EndResponse(rid)
+    if cmd == "http.report_error":
+        return ReportError(rid, str(msg.get("error", "")))
+    raise RemoteProtocolError(f"Unrecognized command: {cmd}")
+
+
+def _raw_data(rid: str, data: bytes) -> WriteResponseData:
+    # A received chunk may be larger than what we send (other implementations); skip the send-side limit.
+    obj = object.__new__(WriteResponseData)
+    object.__setattr__(obj, "request_id", rid)
+    object.__setattr__(obj, "data", data)
+    return obj
