@@ -42,6 +42,10 @@ class HubLimits:
     inactivity_timeout: float = INACTIVITY_TIMEOUT
     fast_window: int = fastpath.DEFAULT_WINDOW
     allow_fast_path: bool = True
+    # Compatible path back-pressure: the `ok` after each write_response_data is withheld until the
+    # hub calls acknowledge_data() (after the chunk went to its HTTP client). The child sends nothing
+    # more until then (polite alternation), so neither side buffers more than a chunk.
+    defer_data_ack: bool = True
 
 
 @dataclass
@@ -180,7 +184,8 @@ class ChildConnection:
         self.closed = False
         self.fast_path = False
         self.last_received = now
-        self.credit: dict[str, int] = {}  # fast path: bytes the child may still send per request
+        self.credit: dict[str, int] = {}  # open requests; fast path: bytes the child may still send
+        self.unacked_data = 0
 
     # -- public API
 
@@ -229,6 +234,13 @@ class ChildConnection:
             return None
         self.credit[request_id] += nbytes
         return fastpath.encode_credit(request_id, nbytes)
+
+    def acknowledge_data(self) -> str | None:
+        """The `ok` withheld for a write_response_data (defer_data_ack), or None if none is owed."""
+        if self.unacked_data <= 0 or self.closed:
+            return None
+        self.unacked_data -= 1
+        return canonical_json(Ok().to_fields())
 
     def open_request(self, request_id: str) -> None:
         """Note a tunnelled request sent to this child (its response may now arrive)."""
@@ -392,6 +404,9 @@ class ChildConnection:
         out = Outcome(replies=[canonical_json(Ok().to_fields())])
         if msg.request_id not in self.credit:
             return out  # a late frame for a finished or unknown request: acknowledged, dropped
+        if isinstance(msg, WriteResponseData) and self.limits.defer_data_ack:
+            out.replies.clear()
+            self.unacked_data += 1
         if isinstance(msg, SetResponseHeaders):
             out.events.append(ResponseHeaders(msg.request_id, msg.status, msg.status_message,
                                               msg.headers))
