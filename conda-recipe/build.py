@@ -343,12 +343,12 @@ def command_tests(where: str, project: Project, lines: list[str]) -> list[str]:
 def make_stub_channel(project: Project, channel: Path, site: Path) -> None:
     """A local channel standing in for conda-forge: see the module docstring."""
     from rattler.index import index_fs
-    from rattler.platform import Platform
+    from rattler import Subdir
     from rattler_build import assemble_package
 
     shutil.rmtree(channel, ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)
-    subdir = str(Platform.current())
+    subdir = str(Subdir.current())
     (channel / "noarch").mkdir(parents=True)
     (channel / subdir).mkdir()
 
@@ -410,6 +410,36 @@ def rattler_cache(path: Path) -> Iterator[None]:
             os.environ["RATTLER_CACHE_DIR"] = before
 
 
+class BuildLog:
+    """rattler-build's progress callback: keeps the log, so a failure can name what failed."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def on_download_start(self, event: object) -> None: ...
+    def on_download_progress(self, event: object) -> None: ...
+    def on_download_complete(self, event: object) -> None: ...
+
+    def on_build_step(self, event: object) -> None:
+        self.lines.append(("step", f"{event.step_name}: {event.message}"))
+
+    def on_log(self, event: object) -> None:
+        self.lines.append((event.level, event.message))
+
+    def failure(self) -> str:
+        """The last command rattler-build ran (`+ cmd`) before its first error, and that error."""
+        errors = [i for i, (level, _) in enumerate(self.lines) if level == "error"]
+        if not errors:
+            return ""
+        first = errors[0]
+        ran = [text for _, text in self.lines[:first] if text.startswith("+ ")]
+        error = " ".join(self.lines[first][1].split())
+        return (f"`{ran[-1][2:]}`: " if ran else "") + error
+
+    def write(self, path: Path) -> None:
+        path.write_text("".join(f"{level}: {text}\n" for level, text in self.lines), encoding="utf-8")
+
+
 def build_package(project: Project, work: Path, channel: Path) -> Path:
     """Build recipe.yaml into `work/out` and run the recipe's own tests; returns the .conda path."""
     from rattler_build import EnvironmentIsolation, Stage0Recipe, ToolConfiguration, VariantConfig
@@ -419,16 +449,19 @@ def build_package(project: Project, work: Path, channel: Path) -> Path:
     # The stub python is this interpreter, so python_min is its version here; the shipped
     # python_min (variants.yaml) is checked by `check`, which renders the recipe with it.
     variants = VariantConfig({"python_min": ["%d.%d" % sys.version_info[:2]]})
+    log = BuildLog()
     try:
         with rattler_cache(work / "cache"):
             results = Stage0Recipe.from_file(project.root / RECIPE_DIR / "recipe.yaml").run_build(
                 variant_config=variants, output_dir=out, channels=[channel.as_uri()],
-                tool_config=ToolConfiguration(test_strategy="native", keep_build=True),
-                env_isolation=EnvironmentIsolation.STRICT)
+                tool_config=ToolConfiguration(test_strategy="native"),
+                env_isolation=EnvironmentIsolation.STRICT, progress_callback=log)
     except Exception as exc:  # rattler-build's error types share no base class worth naming
-        logs = sorted(str(p) for p in out.glob("bld/*/work/conda_build.log"))
-        raise PackagingError(f"rattler-build failed: {one_line(exc)}"
-                             + (f" (build log: {logs[-1]})" if logs else "")) from None
+        log.write(work / "rattler-build.log")
+        what = log.failure()
+        raise PackagingError(f"rattler-build failed: {one_line(exc)}" + (f"; {what}" if what else "")
+                             + f" (log: {work / 'rattler-build.log'})") from None
+    log.write(work / "rattler-build.log")
     packages = [Path(p) for result in results for p in result.packages]
     if len(packages) != 1 or packages[0].suffix != ".conda":
         raise PackagingError(f"expected one .conda package, got {packages}")
@@ -438,14 +471,14 @@ def build_package(project: Project, work: Path, channel: Path) -> Path:
 def install_package(project: Project, package: Path, channel: Path, prefix: Path, cache: Path) -> None:
     """Solve over the local channels only and install into a fresh prefix, as conda would."""
     from rattler import install, solve
-    from rattler.platform import Platform
+    from rattler import Subdir
 
     shutil.rmtree(prefix, ignore_errors=True)
 
     async def run() -> None:
         records = await solve(sources=[package.parent.parent.as_uri(), channel.as_uri()],
                               specs=[f"{project.name} =={project.version}"],
-                              platforms=[str(Platform.current()), "noarch"])
+                              platforms=[str(Subdir.current()), "noarch"])
         await install(records, target_prefix=prefix, cache_dir=cache, show_progress=False)
 
     try:

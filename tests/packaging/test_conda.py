@@ -1,0 +1,206 @@
+"""The conda package: recipes agree with pyproject.toml, and the package builds, installs and runs.
+
+Negative controls run the same check (and once the build) on mutated copies of the project in
+tmp_path, so a check that stopped looking would fail here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import ROOT
+
+SPEC = importlib.util.spec_from_file_location("conda_build_tool", ROOT / "conda-recipe" / "build.py")
+conda = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = conda  # dataclasses look their module up by name
+SPEC.loader.exec_module(conda)
+
+RECIPES = ("recipe.yaml", "meta.yaml", "variants.yaml", "conda_build_config.yaml")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of what a build reads: pyproject.toml, the package, the recipes, README and LICENSE."""
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", ".gitignore"):
+        shutil.copy2(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "kbtools", copy / "kbtools", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "conda-recipe").mkdir()
+    for name in RECIPES:
+        shutil.copy2(ROOT / "conda-recipe" / name, copy / "conda-recipe" / name)
+    return copy
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace exactly one occurrence, so a mutation can never silently do nothing."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path.name}"
+    path.write_text(text.replace(old, new))
+
+
+def first_script(root: Path) -> tuple[str, str]:
+    return next(iter(conda.read_project(root).scripts.items()))
+
+
+def test_recipes_agree_with_pyproject():
+    problems = conda.check_recipes(ROOT)
+    assert problems == [], "\n".join(problems)
+
+
+def test_recipes_list_every_command_of_pyproject():
+    project = conda.read_project(ROOT)
+    rendered = conda.render_v1(ROOT / "conda-recipe")
+    assert sorted(rendered["build"]["python"]["entry_points"]) == sorted(project.entry_points)
+    assert {"mda-info", "geom-check", "params-check", "kb-check"} <= set(project.scripts)
+
+
+def test_copy_of_project_passes_check(project):
+    assert conda.check_recipes(project) == []
+
+
+def test_command_missing_from_recipe_is_named(project):
+    command, target = first_script(project)
+    edit(project / "conda-recipe" / "recipe.yaml", f"      - {command} = {target}\n", "")
+    assert conda.check_recipes(project) == [
+        f"recipe.yaml: entry point missing: `{command} = {target}` (from [project.scripts])"]
+
+
+def test_recipes_lagging_behind_a_new_command_are_named(project):
+    command, target = first_script(project)
+    edit(project / "pyproject.toml", f'{command} = "{target}"\n',
+         f'{command} = "{target}"\nkb-new = "{target}"\n')
+    problems = conda.check_recipes(project)
+    for recipe in ("recipe.yaml", "meta.yaml"):
+        assert f"{recipe}: entry point missing: `kb-new = {target}` (from [project.scripts])" in problems
+        assert f"{recipe}: tests do not run `kb-new --help` (a command of [project.scripts])" in problems
+    assert len(problems) == 4
+
+
+def test_dependency_missing_from_recipe_is_named(project):
+    edit(project / "conda-recipe" / "meta.yaml", "    - aiohttp\n", "")
+    assert conda.check_recipes(project) == [
+        "meta.yaml: run requirement missing: `aiohttp` (from [project.dependencies])"]
+
+
+def test_new_dependency_and_version_bound_reach_the_check(project):
+    edit(project / "pyproject.toml", '    "numpy",\n', '    "numpy>=1.21",\n    "zarr",\n')
+    problems = conda.check_recipes(project)
+    for recipe in ("recipe.yaml", "meta.yaml"):
+        assert f"{recipe}: run requirement missing: `numpy >=1.21` (from [project.dependencies])" in problems
+        assert f"{recipe}: run requirement missing: `zarr` (from [project.dependencies])" in problems
+        assert f"{recipe}: run requirement not in [project.dependencies]: `numpy`" in problems
+    assert len(problems) == 6
+
+
+def test_broken_entry_point_in_recipe_is_named(project):
+    command, target = first_script(project)
+    module, _, function = target.partition(":")
+    broken = f"{module}_typo:{function}"
+    edit(project / "conda-recipe" / "meta.yaml", f"    - {command} = {target}\n", f"    - {command} = {broken}\n")
+    assert conda.check_recipes(project) == [
+        f"meta.yaml: entry point missing: `{command} = {target}` (from [project.scripts])",
+        f"meta.yaml: entry point not in [project.scripts]: `{command} = {broken}`",
+    ]
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (":main", "no module kbtools.cli.nowhere in the source tree"),
+    (":nothing", "defines no `nothing`"),
+])
+def test_entry_point_that_points_nowhere_is_named(project, mutation, message):
+    command, target = first_script(project)
+    module, _, _ = target.partition(":")
+    broken = ("kbtools.cli.nowhere" if mutation == ":main" else module) + mutation
+    # Broken everywhere at once: the recipes agree with pyproject.toml, the target does not exist.
+    edit(project / "pyproject.toml", f'{command} = "{target}"', f'{command} = "{broken}"')
+    for recipe in ("recipe.yaml", "meta.yaml"):
+        edit(project / "conda-recipe" / recipe, f"{command} = {target}", f"{command} = {broken}")
+    problems = conda.check_recipes(project)
+    assert len(problems) == 1 and problems[0].startswith(f"[project.scripts] {command} = {broken}: ")
+    assert message in problems[0]
+
+
+def test_version_drift_is_named(project):
+    edit(project / "kbtools" / "__init__.py", f'__version__ = "{conda.read_project(ROOT).version}"',
+         '__version__ = "9.9.9"')
+    problems = conda.check_recipes(project)
+    version = conda.read_project(ROOT).version
+    assert problems == [
+        f"recipe.yaml: version is '{version}', the package's __version__ says '9.9.9'",
+        f"meta.yaml: version is '{version}', the package's __version__ says '9.9.9'",
+    ]
+
+
+def test_python_floor_drift_is_named(project):
+    edit(project / "pyproject.toml", 'requires-python = ">=3.10"', 'requires-python = ">=3.12"')
+    problems = conda.check_recipes(project)
+    assert "variants.yaml: python_min is ['3.10'], requires-python says ['3.12']" in problems
+    assert "conda_build_config.yaml: python_min is ['3.10'], requires-python says ['3.12']" in problems
+
+
+def test_license_drift_is_named(project):
+    edit(project / "conda-recipe" / "recipe.yaml", "license: Apache-2.0", "license: MIT")
+    assert conda.check_recipes(project) == [
+        "recipe.yaml: about.license is 'MIT', pyproject.toml says 'Apache-2.0'"]
+
+
+def test_command_not_tested_by_recipe_is_named(project):
+    command, _ = first_script(project)
+    edit(project / "conda-recipe" / "meta.yaml", f"    - {command} --help\n", "")
+    assert conda.check_recipes(project) == [
+        f"meta.yaml: tests do not run `{command} --help` (a command of [project.scripts])"]
+
+
+def test_recipe_that_does_not_render_gives_one_line(project, capsys):
+    edit(project / "conda-recipe" / "recipe.yaml", "  noarch: python\n", "  noarch: python\n  entry_point: []\n")
+    assert conda.main(["check", "--root", str(project)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("conda: recipe.yaml does not render: ")
+    assert "entry_point" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_check_command_line_names_each_difference(project, capsys):
+    assert conda.main(["check", "--root", str(project)]) == 0
+    assert "agree" in capsys.readouterr().out
+    edit(project / "conda-recipe" / "recipe.yaml", "    - tqdm\n", "")
+    edit(project / "conda-recipe" / "meta.yaml", "    - tqdm\n", "    - tqdm\n    - pandas\n")
+    assert conda.main(["check", "--root", str(project)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "recipe.yaml: run requirement missing: `tqdm` (from [project.dependencies])",
+        "meta.yaml: run requirement not in [project.dependencies]: `pandas`",
+    ]
+
+
+def test_build_install_and_run_every_command(tmp_path):
+    lines: list[str] = []
+    artifact = conda.build_and_try(ROOT, tmp_path / "work", tmp_path / "dist", say=lines.append)
+    project = conda.read_project(ROOT)
+    assert artifact.parent == tmp_path / "dist" and artifact.name.startswith(f"kbtools-{project.version}-")
+    assert artifact.suffix == ".conda"
+    prefix = tmp_path / "work" / "prefix"
+    record = json.loads(next((prefix / "conda-meta").glob(f"kbtools-{project.version}-*.json")).read_text())
+    assert record["noarch"] == "python"
+    assert sorted(record["depends"]) == sorted([f"python >={'%d.%d' % sys.version_info[:2]}", *project.run])
+    for command in project.scripts:
+        assert (prefix / "bin" / command).is_file()
+        assert f"  {command} {project.version}" in lines
+    assert any(line.startswith("  mda-info ") and "exit 0" in line for line in lines)
+    assert any(line.startswith("  kb-check ") and "valid = True" in line for line in lines)
+
+
+def test_build_fails_when_a_command_breaks_at_run_time(project, tmp_path):
+    # The static check passes (the module defines main); only the recipe's own tests can see it.
+    command, target = first_script(project)
+    module = project.joinpath(*target.partition(":")[0].split(".")).with_suffix(".py")
+    module.write_text(module.read_text() + "\nraise SystemExit(7)\n")
+    assert conda.check_recipes(project) == []
+    with pytest.raises(conda.PackagingError, match=f"Test failed; `{command} --help`: Script failed with status 7"):
+        conda.build_and_try(project, tmp_path / "work", tmp_path / "dist", say=lambda line: None)
+    assert not (tmp_path / "dist").exists()
