@@ -1,0 +1,201 @@
+"""kb-get: download files and directories by kbucket://, sha1:// or http(s):// URL, verified."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from kbtools.cli.base import Command
+from kbtools.client import (
+    DownloadOptions,
+    Resolution,
+    Resolver,
+    Sha1Cache,
+    fetch_file,
+    parse_url,
+)
+from kbtools.client.download import MAX_CHUNK, MIN_CHUNK, MiB
+from kbtools.client.urls import Sha1Ref
+from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
+
+
+class KbGet(Command):
+    name = "kb-get"
+    description = (
+        "Download files or directories by kbucket://NODEID/path, sha1://SHA1[/name] or a hub or share\n"
+        "http(s):// download URL. Each file is fetched by parallel Range requests from the share directly\n"
+        "or through the hubs (in that order), resumed after an interruption, and checked against its\n"
+        "SHA-1 before it takes its name. One JSON record per file on stdout."
+    )
+    epilog = (
+        "environment:\n"
+        "  KBUCKET_URL        the hub to ask when --hub is not given\n"
+        "  KBUCKET_CACHE_DIR  the SHA-1 cache (default ~/.cache/kbtools/sha1)\n"
+        "exit: 0 all files ok, 1 some file failed (not found, bad URL), 2 usage, 3 network/peer failure"
+    )
+    output_format = "ndjson"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("urls", nargs="+", metavar="URL", help="URLs to fetch ('-' reads them from stdin)")
+        parser.add_argument("-o", "--output", metavar="OUT",
+                            help="target file (one file URL), or directory (default: the current one)")
+        parser.add_argument("--hub", metavar="URL", help="hub to resolve kbucket:// and sha1:// URLs")
+        parser.add_argument("--cat", action="store_true", help="write the verified bytes of one file to stdout")
+        parser.add_argument("--no-cache", action="store_true", help="neither read nor fill the SHA-1 cache")
+        parser.add_argument("-j", "--parallel", type=int, default=DownloadOptions.parallel, metavar="N",
+                            help="Range requests in flight per file (default %(default)s)")
+        parser.add_argument("--chunk-size", type=int, default=DownloadOptions.chunk_size // MiB,
+                            metavar="MIB", help="MiB per Range request, 1 to 64 (default %(default)s)")
+
+    def run(self) -> int:
+        args = self.args
+        if args.parallel < 1:
+            raise UsageError("--parallel must be at least 1")
+        if not 1 <= args.chunk_size <= MAX_CHUNK // MiB:
+            raise UsageError(f"--chunk-size must be 1 to {MAX_CHUNK // MiB} (MiB)")
+        self.options = DownloadOptions(chunk_size=max(args.chunk_size * MiB, MIN_CHUNK), parallel=args.parallel)
+        self.cache = None if args.no_cache else Sha1Cache()
+        self.resolver = Resolver(args.hub or os.environ.get("KBUCKET_URL") or None)
+        self.stop = threading.Event()
+        urls = list(self.iter_inputs(args.urls))
+        if args.cat:
+            if len(urls) != 1:
+                raise UsageError("--cat takes exactly one URL")
+            return self.cat(urls[0])
+        if args.output and len(urls) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
+            raise UsageError("-o must be a directory when several URLs are given")
+        code = EXIT_OK
+        try:
+            for url in urls:
+                for record, exit_code in self.get(url, single=len(urls) == 1):
+                    self.emit(record)
+                    code = max(code, exit_code)
+        finally:
+            self.stop.set()
+        return code
+
+    # -- one URL -----------------------------------------------------------------------------------
+    def target_for(self, name: str, single: bool, is_dir: bool) -> Path:
+        """Where a URL lands: -o itself for one URL (unless it is a directory), else inside -o."""
+        out = self.args.output
+        if out is None:
+            return Path(name)
+        out_path = Path(out)
+        if single and not out.endswith(os.sep) and not (out_path.is_dir() and not is_dir):
+            return out_path
+        return out_path / name
+
+    def get(self, url: str, single: bool) -> Iterator[tuple[dict[str, Any], int]]:
+        started = time.monotonic()
+        path: Path | None = None
+        try:
+            ref = parse_url(url)
+            resolution = self.cached_sha1(ref) or self.resolver.resolve(ref)
+            path = self.target_for(resolution.name, single, resolution.type == "dir")
+            if resolution.type == "file":
+                yield self.get_file(resolution, path, started)
+                return
+            for relative, entry in self.resolver.walk(resolution):
+                started = time.monotonic()
+                file_path = path / relative
+                try:
+                    file_resolution = self.resolver.entry_file(resolution, entry)
+                except KbError as exc:
+                    yield self.error_record(entry.url, file_path, exc, started, entry.sha1, entry.size)
+                    continue
+                yield self.get_file(file_resolution, file_path, started)
+        except KbError as exc:
+            yield self.error_record(url, path, exc, started)
+
+    def cached_sha1(self, ref: Any) -> Resolution | None:
+        """A sha1:// URL already in the cache needs no hub at all."""
+        if not isinstance(ref, Sha1Ref) or self.cache is None:
+            return None
+        if self.cache.lookup(ref.sha1) is None:
+            return None
+        return Resolution(ref.url, "file", ref.name or ref.sha1, sha1=ref.sha1,
+                          size=self.cache.path_for(ref.sha1).stat().st_size)
+
+    def get_file(self, resolution: Resolution, path: Path, started: float) -> tuple[dict[str, Any], int]:
+        try:
+            with self.progress_bar(resolution) as progress:
+                outcome = fetch_file(resolution, path, self.cache, self.options, progress, self.stop)
+        except KbError as exc:
+            return self.error_record(resolution.url, path, exc, started, resolution.sha1, resolution.size)
+        record = self.record(resolution.url, path, resolution.sha1, resolution.size, outcome.status, started)
+        return record, EXIT_OK
+
+    def record(self, url: str, path: Path | None, sha1: str | None, size: int | None, status: str,
+               started: float) -> dict[str, Any]:
+        return {"url": url, "path": None if path is None else str(path), "sha1": sha1, "size": size,
+                "status": status, "seconds": round(time.monotonic() - started, 3)}
+
+    def error_record(self, url: str, path: Path | None, exc: KbError, started: float,
+                     sha1: str | None = None, size: int | None = None) -> tuple[dict[str, Any], int]:
+        record = self.record(url, path, sha1, size, "error", started)
+        record["message"] = str(exc)
+        self.say(f"{url}: {exc}")
+        return record, max(exc.exit_code, EXIT_FINDINGS)
+
+    def progress_bar(self, resolution: Resolution) -> "_Progress":
+        return _Progress(self.error_file, resolution.name, resolution.size)
+
+    # -- --cat -------------------------------------------------------------------------------------
+    def cat(self, url: str) -> int:
+        ref = parse_url(url)
+        resolution = self.cached_sha1(ref) or self.resolver.resolve(ref)
+        if resolution.type != "file":
+            raise UsageError(f"--cat needs a file URL, {url} is a directory")
+        assert resolution.sha1 is not None
+        stream = getattr(self.output_file, "buffer", self.output_file)
+        scratch = None
+        try:
+            # Fetched into the cache entry itself (or a scratch file): only verified bytes are written out.
+            if self.cache is not None:
+                source = self.cache.path_for(resolution.sha1)
+            else:
+                scratch = tempfile.mkdtemp(prefix="kb-get-")
+                source = Path(scratch) / "file"
+            with self.progress_bar(resolution) as progress:
+                fetch_file(resolution, source, None, self.options, progress, self.stop)
+            with open(source, "rb") as handle:
+                shutil.copyfileobj(handle, stream, 1024 * 1024)
+            stream.flush()
+        finally:
+            self.stop.set()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return EXIT_OK
+
+
+class _Progress:
+    """A tqdm byte bar on stderr when it is a terminal; a no-op callable otherwise."""
+
+    def __init__(self, stream: Any, name: str, total: int | None) -> None:
+        self.bar = None
+        self.lock = threading.Lock()
+        if getattr(stream, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=name[:40], unit="B", unit_scale=True, unit_divisor=1024,
+                            file=stream, leave=False, dynamic_ncols=True)
+
+    def __enter__(self) -> Callable[[int], None]:
+        return self.update
+
+    def update(self, count: int) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(count)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+main = KbGet.main

@@ -1,0 +1,443 @@
+"""Verified, resumable, parallel downloads by bounded HTTP Range requests.
+
+The file is written into ``<target>.part`` (pre-sized, written in place). The chunks that are on disk
+are listed in ``<target>.part.json``, rewritten atomically after each chunk, so a download killed at
+any moment resumes without fetching those chunks again. A prefix hasher follows the chunks in order
+while the download runs, so the SHA-1 is ready when the last byte lands. Only a file whose size and
+SHA-1 match takes the target name (``os.replace``). On a mismatch the chunks kept from an earlier run
+are fetched again first; then the file is fetched from the URLs not used yet; when none is left the
+download fails and nothing stays at the target.
+
+The URLs are tried in order (direct share first, then hubs): each is probed with HEAD when first
+needed; a URL that refuses, answers an error or keeps failing is dropped for the next one.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from .errors import ClientError, PeerError, VerificationError
+from .resolve import describe
+
+MiB = 1024 * 1024
+MIN_CHUNK = 1 * MiB
+MAX_CHUNK = 64 * MiB
+READ_BLOCK = 1 * MiB
+HASH_BLOCK = 4 * MiB
+EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+STATE_VERSION = 1
+
+
+@dataclass
+class DownloadOptions:
+    chunk_size: int = 16 * MiB  # bytes per Range request (clamped to 1-64 MiB)
+    parallel: int = 4  # Range requests in flight
+    attempts: int = 4  # consecutive failures before a URL is dropped
+    backoff: float = 0.2  # first pause after a failure (doubles, at most 5 s)
+    timeout: tuple[float, float] = (5.0, 60.0)  # (connect, read) seconds
+    probe_timeout: tuple[float, float] = (2.0, 10.0)
+
+
+@dataclass
+class DownloadResult:
+    path: Path
+    size: int
+    sha1: str
+    bytes_fetched: int  # over the network in this run
+    bytes_resumed: int  # found on disk from an earlier run
+    urls_used: list[str] = field(default_factory=list)
+
+
+class Stopped(ClientError):
+    """The download was asked to stop; the partial file stays for a later resume."""
+
+
+class _RangeFailure(Exception):
+    def __init__(self, position: int, reason: str, fatal: bool) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+        self.fatal = fatal
+
+
+def part_path(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+def state_path(target: Path) -> Path:
+    return target.with_name(target.name + ".part.json")
+
+
+class PartState:
+    """The sidecar of a ``.part`` file: which chunks hold the right bytes."""
+
+    def __init__(self, target: Path, sha1: str, size: int, chunk_size: int) -> None:
+        self.path = state_path(target)
+        self.sha1, self.size, self.chunk_size = sha1, size, chunk_size
+        self.done: set[int] = set()
+        self.lock = threading.Lock()
+
+    def load(self, part_size: int) -> None:
+        """Adopt a matching sidecar (same sha1 and size, a .part of the right size); else start empty."""
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(saved, dict) or saved.get("version") != STATE_VERSION \
+                or saved.get("sha1") != self.sha1 or saved.get("size") != self.size \
+                or part_size != self.size:
+            return
+        chunk_size = saved.get("chunk_size")
+        done = saved.get("done")
+        if not isinstance(chunk_size, int) or not MIN_CHUNK <= chunk_size <= MAX_CHUNK \
+                or not isinstance(done, list):
+            return
+        count = chunk_count(self.size, chunk_size)
+        self.chunk_size = chunk_size
+        self.done = {i for i in done if isinstance(i, int) and 0 <= i < count}
+
+    def save(self) -> None:
+        with self.lock:
+            payload = {"version": STATE_VERSION, "sha1": self.sha1, "size": self.size,
+                       "chunk_size": self.chunk_size, "done": sorted(self.done)}
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(json.dumps(payload))
+            os.replace(temporary, self.path)
+
+    def mark(self, index: int) -> None:
+        with self.lock:
+            self.done.add(index)
+        self.save()
+
+    def remove(self) -> None:
+        for path in (self.path, self.path.with_name(self.path.name + ".tmp")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    return (size + chunk_size - 1) // chunk_size
+
+
+class Sources:
+    """The download URLs in order of preference, each dropped after it fails for good."""
+
+    def __init__(self, urls: list[str], size: int | None, options: DownloadOptions,
+                 session: requests.Session) -> None:
+        self.urls = list(urls)
+        self.size = size
+        self.options = options
+        self.session = session
+        self.lock = threading.Lock()
+        self.dead: dict[str, str] = {}
+        self.probed: set[str] = set()
+        self.failures: dict[str, int] = {}
+        self.used: list[str] = []
+
+    def current(self) -> str:
+        """The first URL still alive, probed once with HEAD; :class:`PeerError` when none is left."""
+        with self.lock:
+            for url in self.urls:
+                if url in self.dead:
+                    continue
+                if url not in self.probed:
+                    reason = self._probe(url)
+                    if reason:
+                        self.dead[url] = reason
+                        continue
+                    self.probed.add(url)
+                if url not in self.used:
+                    self.used.append(url)
+                return url
+            raise PeerError(self.summary())
+
+    def summary(self) -> str:
+        reasons = "; ".join(f"{url}: {why}" for url, why in self.dead.items())
+        return f"no download URL works ({reasons})" if reasons else "no download URL to try"
+
+    def _probe(self, url: str) -> str:
+        """'' when ``url`` answers HEAD with 200 (and the expected length), else the reason."""
+        try:
+            response = self.session.head(url, timeout=self.options.probe_timeout,
+                                         headers={"Accept-Encoding": "identity"}, allow_redirects=True)
+        except requests.RequestException as exc:
+            return describe(exc)
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}"
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            if self.size is None:
+                self.size = int(length)
+            elif int(length) != self.size:
+                return f"serves {length} bytes, expected {self.size}"
+        return ""
+
+    def failed(self, url: str, reason: str, fatal: bool) -> None:
+        with self.lock:
+            count = self.failures.get(url, 0) + 1
+            self.failures[url] = count
+            if fatal or count >= self.options.attempts:
+                self.dead.setdefault(url, reason)
+
+    def succeeded(self, url: str) -> None:
+        with self.lock:
+            self.failures[url] = 0
+
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+class Download:
+    """One file: ``urls`` -> verified ``target`` (see the module docstring)."""
+
+    def __init__(self, urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
+                 options: DownloadOptions | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        if not urls:
+            raise PeerError("no download URL to try")
+        self.urls = list(urls)
+        self.target = Path(target)
+        self.sha1 = sha1.lower()
+        self.size = size
+        self.options = options or DownloadOptions()
+        self.progress = progress or (lambda count: None)
+        self.stop = stop or threading.Event()
+        self.local = threading.local()
+        self.abort = threading.Event()  # ends the current round (a worker failed, or stop)
+        self.fetched = 0
+        self.fetched_lock = threading.Lock()
+
+    def halted(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set()
+
+    # -- public ----------------------------------------------------------------------------------
+    def run(self) -> DownloadResult:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        part = part_path(self.target)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ClientError(f"{self.target} is being downloaded by another process") from None
+            return self._run_locked(fd, part)
+        finally:
+            os.close(fd)
+
+    # -- rounds ------------------------------------------------------------------------------------
+    def _run_locked(self, fd: int, part: Path) -> DownloadResult:
+        remaining = list(self.urls)
+        used_all: list[str] = []
+        sources = Sources(remaining, self.size, self.options, self.session())
+        if self.size is None:
+            sources.current()  # the first probe learns the size from Content-Length
+            self.size = sources.size
+            if self.size is None:
+                raise PeerError(f"{sources.urls[0]} does not tell the file size")
+        size = self.size
+        chunk_size = min(max(self.options.chunk_size, MIN_CHUNK), MAX_CHUNK)
+        state = PartState(self.target, self.sha1, size, chunk_size)
+        state.load(os.fstat(fd).st_size)
+        resumed = set(state.done)
+        resumed_bytes = sum(end - start for start, end in map(lambda i: self._chunk_span(i, state), resumed))
+        if resumed_bytes:
+            self.progress(resumed_bytes)
+        while True:
+            if not state.done:
+                os.ftruncate(fd, 0)  # stale bytes of another file must not survive in holes
+            os.ftruncate(fd, size)
+            state.save()
+            digest = self._round(fd, state, sources)
+            used_all += [u for u in sources.used if u not in used_all]
+            if digest == self.sha1:
+                os.replace(part, self.target)
+                state.remove()
+                return DownloadResult(self.target, size, self.sha1, self.fetched, resumed_bytes, used_all)
+            if resumed:
+                # The bytes kept from an earlier run are the first suspects: fetch them again.
+                with state.lock:
+                    state.done -= resumed
+                resumed = set()
+                continue
+            remaining = [u for u in remaining if u not in sources.used]
+            if not remaining:
+                state.remove()
+                part.unlink(missing_ok=True)
+                raise VerificationError(
+                    f"SHA-1 mismatch: {', '.join(used_all)} served {size} bytes with SHA-1 {digest},"
+                    f" expected {self.sha1}; nothing was kept"
+                )
+            with state.lock:
+                state.done = set()
+            sources = Sources(remaining, size, self.options, self.session())
+
+    def _chunk_span(self, index: int, state: PartState) -> tuple[int, int]:
+        start = index * state.chunk_size
+        return start, min(start + state.chunk_size, state.size)
+
+    def _round(self, fd: int, state: PartState, sources: Sources) -> str:
+        """Fetch every chunk not done yet while hashing the prefix; the SHA-1 of the whole."""
+        count = chunk_count(state.size, state.chunk_size)
+        if count == 0:
+            return EMPTY_SHA1
+        pending = [i for i in range(count) if i not in state.done]
+        pending.reverse()  # pop() hands out chunks in file order, so the hasher keeps up
+        ready = threading.Condition()
+        errors: list[BaseException] = []
+        done_flags = [i in state.done for i in range(count)]
+
+        self.abort.clear()
+
+        def work() -> None:
+            while not self.halted():
+                with ready:
+                    if not pending or errors:
+                        return
+                    index = pending.pop()
+                try:
+                    self._fetch_chunk(fd, index, state, sources)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    with ready:
+                        errors.append(exc)
+                        self.abort.set()
+                        ready.notify_all()
+                    return
+                state.mark(index)
+                with ready:
+                    done_flags[index] = True
+                    ready.notify_all()
+
+        workers = [threading.Thread(target=work, daemon=True, name=f"kb-get-{n}")
+                   for n in range(max(1, min(self.options.parallel, len(pending))))]
+        hasher = hashlib.sha1()
+        hashed = 0  # chunks hashed so far
+        for worker in workers:
+            worker.start()
+        try:
+            while hashed < count:
+                with ready:
+                    while not done_flags[hashed] and not errors and not self.stop.is_set():
+                        ready.wait(0.2)
+                    if errors:
+                        break
+                    if self.stop.is_set():
+                        raise Stopped(f"stopped; {part_path(self.target)} is kept for a resume")
+                start, end = self._chunk_span(hashed, state)
+                self._hash_range(fd, start, end, hasher)
+                hashed += 1
+        except BaseException:
+            self.abort.set()
+            raise
+        finally:
+            for worker in workers:
+                # A worker blocked on a dead socket must not hold up Ctrl-C: it is a daemon.
+                worker.join(timeout=5.0 if self.halted() else None)
+        if errors:
+            error = errors[0]
+            if isinstance(error, ClientError):
+                raise error
+            raise PeerError(f"download failed: {error}") from error
+        return hasher.hexdigest()
+
+    @staticmethod
+    def _hash_range(fd: int, start: int, end: int, hasher: "hashlib._Hash") -> None:
+        position = start
+        while position < end:
+            data = os.pread(fd, min(HASH_BLOCK, end - position), position)
+            if not data:
+                raise ClientError("the partial file was truncated while downloading")
+            hasher.update(data)
+            position += len(data)
+
+    # -- one chunk ---------------------------------------------------------------------------------
+    def session(self) -> requests.Session:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = self.local.session = requests.Session()
+        return session
+
+    def _fetch_chunk(self, fd: int, index: int, state: PartState, sources: Sources) -> None:
+        position, end = self._chunk_span(index, state)
+        delay = self.options.backoff
+        while position < end:
+            if self.halted():
+                raise Stopped("stopped")
+            url = sources.current()
+            try:
+                position = self._fetch_range(fd, url, position, end, state.size)
+                sources.succeeded(url)
+            except _RangeFailure as failure:
+                progress_made = failure.position > position
+                position = failure.position
+                sources.failed(url, failure.reason, failure.fatal)
+                if progress_made:
+                    delay = self.options.backoff
+                elif not failure.fatal:
+                    self.abort.wait(delay)
+                    delay = min(delay * 2, 5.0)
+
+    def _fetch_range(self, fd: int, url: str, position: int, end: int, size: int) -> int:
+        headers = {"Range": f"bytes={position}-{end - 1}", "Accept-Encoding": "identity"}
+        try:
+            response = self.session().get(url, headers=headers, stream=True, timeout=self.options.timeout)
+        except requests.RequestException as exc:
+            reason = describe(exc)
+            raise _RangeFailure(position, reason, fatal=reason == "connection refused") from None
+        with response:
+            status = response.status_code
+            if status == 206:
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if not match or int(match[1]) != position or int(match[2]) != end - 1 \
+                        or (match[3] != "*" and int(match[3]) != size):
+                    raise _RangeFailure(position, "answered another byte range "
+                                        f"({response.headers.get('Content-Range')})", fatal=True)
+            elif status == 200 and position == 0 and end == size:
+                pass  # the whole file was asked for
+            elif status == 416:
+                raise _RangeFailure(position, f"HTTP 416: the file there is not {size} bytes", fatal=True)
+            elif status >= 500:
+                raise _RangeFailure(position, f"HTTP {status}", fatal=False)
+            else:
+                raise _RangeFailure(position, f"HTTP {status}", fatal=True)
+            raw = response.raw
+            while position < end:
+                if self.halted():
+                    raise Stopped("stopped")
+                try:
+                    data = raw.read(min(READ_BLOCK, end - position))
+                except Exception as exc:  # urllib3, socket and requests errors alike: retry
+                    raise _RangeFailure(position, describe(exc), fatal=False) from None
+                if not data:
+                    break
+                try:
+                    os.pwrite(fd, data, position)
+                except OSError as exc:
+                    raise ClientError(f"cannot write {part_path(self.target)}: {exc.strerror}") from None
+                position += len(data)
+                with self.fetched_lock:
+                    self.fetched += len(data)
+                self.progress(len(data))
+            if position < end:
+                raise _RangeFailure(position, "connection closed mid-transfer", fatal=False)
+        return position
+
+
+def download(urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
+             options: DownloadOptions | None = None,
+             progress: Callable[[int], None] | None = None,
+             stop: threading.Event | None = None) -> DownloadResult:
+    """Download ``sha1`` from the first working URL of ``urls`` into ``target``, verified."""
+    return Download(urls, target, sha1, size, options, progress, stop).run()

@@ -1,0 +1,161 @@
+"""The URLs the client accepts, and the hub and share API URLs it builds (spec §4, §6).
+
+Accepted forms:
+
+- ``kbucket://NODEID/path/in/share`` (``kbucket://NODEID/`` is the share's root). The path is taken
+  literally, as the original client does (``split('/')``): a name may hold spaces, ``#``, ``?`` or
+  any unicode character.
+- ``sha1://SHA1`` and ``sha1://SHA1/name`` (the name only suggests a local file name).
+- ``http(s)://HOST/NODEID/download/PATH`` and ``http(s)://HOST/NODEID/api/readdir/PATH`` of a hub
+  or a share (percent-encoded, as any HTTP URL).
+
+API URLs are built with the path percent-encoded per segment, so every name reaches the peer intact.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import BadUrl
+
+SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
+# Node ids are 12 hex digits; the original also accepted "collection.key" aliases (spec §6).
+NODE_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
+
+
+@dataclass(frozen=True)
+class KbucketRef:
+    """``kbucket://NODEID/path``: a file or directory of one share."""
+
+    url: str
+    node_id: str
+    path: str  # relative to the share root, no leading or trailing slash; "" is the root
+    is_dir_hint: bool  # the URL ended with "/"
+
+
+@dataclass(frozen=True)
+class Sha1Ref:
+    """``sha1://SHA1[/name]``: a file by content."""
+
+    url: str
+    sha1: str  # lower-case hex
+    name: str | None
+
+
+@dataclass(frozen=True)
+class HttpRef:
+    """An http(s) URL of a hub or share API: ``BASE/NODEID/download/PATH`` or ``.../api/readdir/PATH``."""
+
+    url: str
+    base: str  # scheme://host[:port][/prefix], no trailing slash
+    node_id: str
+    path: str  # decoded, relative to the share root
+    is_dir_hint: bool  # a readdir URL
+
+
+Ref = KbucketRef | Sha1Ref | HttpRef
+
+
+def check_relpath(path: str, url: str) -> str:
+    """Reject paths that could climb out of a share or of a local output directory."""
+    segments = path.split("/") if path else []
+    for segment in segments:
+        if segment in ("", ".", "..") or "\x00" in segment:
+            raise BadUrl(f"unsafe path in URL: {url}")
+    return path
+
+
+def parse_url(text: str) -> Ref:
+    """Parse one URL given by a user; raise :class:`BadUrl` with a one-line reason."""
+    if text.startswith("kbucket://"):
+        rest = text[len("kbucket://"):]
+        node_id, _, path = rest.partition("/")
+        if not NODE_ID_RE.match(node_id):
+            raise BadUrl(f"bad node id in URL: {text}")
+        is_dir = path == "" or path.endswith("/")
+        return KbucketRef(text, node_id, check_relpath(path.strip("/"), text), is_dir)
+    if text.startswith("sha1://"):
+        rest = text[len("sha1://"):]
+        sha1, _, name = rest.partition("/")
+        if not SHA1_RE.match(sha1):
+            raise BadUrl(f"not a SHA-1 (40 hex digits) in URL: {text}")
+        name = name.rstrip("/").rsplit("/", 1)[-1] or None
+        if name in (".", ".."):
+            name = None
+        return Sha1Ref(text, sha1.lower(), name)
+    if text.startswith(("http://", "https://")):
+        return _parse_http(text)
+    raise BadUrl(f"not a kbucket://, sha1:// or http(s):// URL: {text}")
+
+
+_HTTP_API_RE = re.compile(r"^(?P<prefix>.*?)/(?P<id>[^/]+)/(?P<route>download|api/readdir)(?:/(?P<path>.*))?$")
+
+
+def _parse_http(text: str) -> HttpRef:
+    parts = urlsplit(text)
+    if not parts.netloc:
+        raise BadUrl(f"no host in URL: {text}")
+    match = _HTTP_API_RE.match(parts.path)
+    if not match or not NODE_ID_RE.match(unquote(match["id"])):
+        raise BadUrl(
+            f"not a kbucket download URL (expected http(s)://HOST/NODEID/download/PATH): {text}"
+        )
+    base = f"{parts.scheme}://{parts.netloc}{match['prefix']}"
+    raw_path = match["path"] or ""
+    try:
+        path = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        raise BadUrl(f"path is not UTF-8 once decoded: {text}") from None
+    is_dir = match["route"] == "api/readdir" or raw_path == "" or raw_path.endswith("/")
+    return HttpRef(text, base, unquote(match["id"]), check_relpath(path.strip("/"), text), is_dir)
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode a share path per segment (UTF-8), keeping the slashes."""
+    return quote(path, safe="/")
+
+
+def strip_base(url: str) -> str:
+    """A hub URL as given by a user, without its trailing slashes."""
+    return url.rstrip("/")
+
+
+def download_url(base: str, node_id: str, path: str) -> str:
+    return f"{strip_base(base)}/{node_id}/download/{quote_path(path)}"
+
+
+def prv_url(base: str, node_id: str, path: str) -> str:
+    return f"{strip_base(base)}/{node_id}/prv/{quote_path(path)}"
+
+
+def readdir_url(base: str, node_id: str, path: str) -> str:
+    return f"{strip_base(base)}/{node_id}/api/readdir/{quote_path(path)}"
+
+
+def find_url(base: str, sha1: str, node_id: str | None = None) -> str:
+    """Share-scoped find with ``node_id``, else the global find (spec §4.2)."""
+    if node_id:
+        return f"{strip_base(base)}/{node_id}/api/find/{sha1}/"
+    return f"{strip_base(base)}/find/{sha1}/"
+
+
+def kbucket_url(node_id: str, path: str) -> str:
+    return f"kbucket://{node_id}/{path}"
+
+
+def encode_found_url(url: str, node_id: str, path: str) -> str:
+    """A download URL from a ``find`` answer, made safe to request.
+
+    The original hub concatenates the raw path into its URLs (spec §4.4), so a name with a space,
+    ``#`` or ``?`` would be cut by any HTTP library. When the tail of the URL is exactly the raw path,
+    it is percent-encoded; a tail that differs was already encoded by the hub and is kept.
+    """
+    marker = f"/{node_id}/download/"
+    index = url.find(marker)
+    if index < 0:
+        return url
+    tail = url[index + len(marker):]
+    if tail == path:
+        return url[: index + len(marker)] + quote_path(path)
+    return url
