@@ -1,0 +1,105 @@
+"""kb-url: the ``kbucket://`` URL (and optionally the ``sha1://`` pin) of a local path."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from kbtools.cli.base import Command
+from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError
+from kbtools.index.hashing import FileChanging
+from kbtools.index.paths import NODE_DIR_NAME, UnsafePath, resolve_in_share, safe_relpath
+from kbtools.index.share_index import file_record
+from kbtools.node.config import CONFIG_NAME, read_node_id
+
+URL_SCHEMES = ("kbucket://", "sha1://", "http://", "https://")
+
+
+class RecordError(Exception):
+    """One input failed: an error name and a message for its record."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def find_hosted_root(path: Path) -> Path | None:
+    """The nearest directory at or above ``path`` holding ``.kbucket/kbnode.json``."""
+    candidate = path if path.is_dir() else path.parent
+    while True:
+        if (candidate / NODE_DIR_NAME / CONFIG_NAME).is_file():
+            return candidate
+        if candidate.parent == candidate:
+            return None
+        candidate = candidate.parent
+
+
+def local_url_record(text: str, *, with_sha1: bool = False) -> dict[str, Any]:
+    """``{"path", "url"}`` (plus ``sha1`` and ``sha1_url``) for a local path; raises RecordError."""
+    if text.startswith(URL_SCHEMES):
+        raise RecordError("url-not-supported",
+                          "resolving URLs is not available yet: give a local path")
+    path = Path(text)
+    if not os.path.lexists(path):
+        raise RecordError("no-such-path", f"no such file or directory: {text}")
+    absolute = Path(os.path.abspath(path))  # not resolved: a symlinked share keeps its name
+    root = find_hosted_root(absolute)
+    if root is None:
+        raise RecordError("not-hosted",
+                          f"not inside a hosted directory (no {NODE_DIR_NAME}/{CONFIG_NAME} above it)")
+    try:
+        node_id = read_node_id(root)
+    except KbError as exc:
+        raise RecordError("no-node-id", str(exc)) from None
+    if not node_id:
+        raise RecordError("no-node-id", f"{root / NODE_DIR_NAME / CONFIG_NAME} has no node id yet "
+                                        "(host the directory once with kb-host)")
+    relpath = "/".join(absolute.relative_to(root).parts)
+    try:
+        safe_relpath(relpath, allow_root=True)
+        target = resolve_in_share(root, relpath, allow_root=True)
+    except UnsafePath as exc:
+        raise RecordError("not-shared", f"not shared by {root}: {exc}") from None
+    record: dict[str, Any] = {"path": text, "url": f"kbucket://{node_id}/{relpath}"}
+    if with_sha1:
+        if not target.is_file():
+            raise RecordError("not-a-file", "--sha1 applies to files only")
+        try:
+            rec = file_record(root, relpath)
+        except FileChanging as exc:
+            raise RecordError("file-changing", str(exc)) from None
+        except OSError as exc:
+            raise RecordError("unreadable", f"cannot read: {exc.strerror}") from None
+        record["sha1"] = rec.sha1
+        record["sha1_url"] = f"sha1://{rec.sha1}/{relpath.rsplit('/', 1)[-1]}"
+    return record
+
+
+class KbUrl(Command):
+    name = "kb-url"
+    description = (
+        "Print the kbucket://NODEID/<path> URL of local files or directories inside a hosted\n"
+        "directory (the nearest one above them holding .kbucket/kbnode.json with a node id).\n"
+        "One JSON record per path; a path that fails gets {path, error, message}.\n\n"
+        "Exit status: 0 ok; 1 some path failed; 2 usage."
+    )
+    output_format = "ndjson"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="local paths; - reads them from stdin")
+        parser.add_argument("--sha1", action="store_true",
+                            help="add the content SHA-1 and a sha1://<sha1>/<name> URL (files only)")
+
+    def run(self) -> int:
+        failed = 0
+        for text in self.iter_inputs(self.args.paths):
+            try:
+                self.emit(local_url_record(text, with_sha1=self.args.sha1))
+            except RecordError as exc:
+                failed += 1
+                self.emit({"path": text, "error": exc.code, "message": str(exc)})
+        return EXIT_FINDINGS if failed else EXIT_OK
+
+
+main = KbUrl.main

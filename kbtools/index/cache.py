@@ -1,0 +1,195 @@
+"""The digest cache of a share: ``DIR/.kbucket/index-cache.sqlite3``.
+
+One row per relative path, valid while the file's size, mtime (ns) and inode are unchanged.
+SQLite in WAL mode makes it crash-safe (a killed indexer leaves the rows of its last commit) and
+lets a share and a ``kb-index`` run use it at the same time.
+
+A row is trusted only when the file's mtime is older than the moment its hashing began by at
+least :data:`RACY_MARGIN_NS`: a file written in the same clock tick as its hashing could change
+again without changing its mtime, so such a row is hashed again on the next run (the "racily
+clean" rule of git's index).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from kbtools.index.paths import NODE_DIR_NAME
+
+log = logging.getLogger("kbtools.index")
+
+CACHE_FILE_NAME = "index-cache.sqlite3"
+SCHEMA_VERSION = 1
+#: Coarse filesystems keep mtimes to the second (or two): stay on the safe side.
+RACY_MARGIN_NS = 2_000_000_000
+#: Commit hashed rows at least this often, so a killed run loses little work.
+COMMIT_INTERVAL_S = 1.0
+
+
+class FileRecord(NamedTuple):
+    """The digests of one file of a share, and the stat they belong to."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+    ino: int
+    sha1: str
+    #: SHA-1 hex of the first 1000 bytes (``original_fcs`` without its ``head1000-`` prefix).
+    head_sha1: str
+    sha256: str | None
+    md5: str | None
+    hashed_at_ns: int
+
+    def matches(self, size: int, mtime_ns: int, ino: int) -> bool:
+        """True when this record still describes a file with that stat."""
+        return (self.size == size and self.mtime_ns == mtime_ns and self.ino == ino
+                and self.mtime_ns + RACY_MARGIN_NS <= self.hashed_at_ns)
+
+    def digest(self, name: str) -> str | None:
+        return getattr(self, name)
+
+
+def cache_path(root: Path) -> Path:
+    return Path(root) / NODE_DIR_NAME / CACHE_FILE_NAME
+
+
+class IndexCache:
+    """Read and update the cache of one share. Thread-safe; writes are batched."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.path = cache_path(root)
+        self._lock = threading.Lock()
+        self._last_commit = time.monotonic()
+        self._dirty = False
+        self._db: sqlite3.Connection | None = None
+        try:
+            if create:
+                self.path.parent.mkdir(mode=0o700, exist_ok=True)
+            elif not self.path.exists():
+                return
+            self._db = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("digest cache disabled (%s): %s", self.path, exc)
+            self._db = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.OperationalError:
+            raise  # locked, read-only, disk full: not a damaged file
+        except sqlite3.DatabaseError as exc:
+            # A damaged cache only costs a re-hash: set it aside and start again.
+            log.warning("digest cache unreadable (%s); starting a new one", exc)
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(str(self.path) + suffix)
+                if p.exists():
+                    os.replace(p, str(p) + ".broken")
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                db.execute("DROP TABLE IF EXISTS files")
+                db.execute(
+                    "CREATE TABLE files (relpath TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+                    " mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, sha1 TEXT NOT NULL,"
+                    " head_sha1 TEXT NOT NULL, sha256 TEXT, md5 TEXT,"
+                    " hashed_at_ns INTEGER NOT NULL) WITHOUT ROWID")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("SELECT count(*) FROM files").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def load(self) -> dict[str, FileRecord]:
+        """Every row, keyed by relative path."""
+        if self._db is None:
+            return {}
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
+                    " hashed_at_ns FROM files").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("digest cache unreadable: %s", exc)
+                return {}
+        make = FileRecord._make
+        return {row[0]: make(row) for row in rows}
+
+    def get(self, relpath: str) -> FileRecord | None:
+        if self._db is None:
+            return None
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
+                    " hashed_at_ns FROM files WHERE relpath = ?", (relpath,)).fetchone()
+            except sqlite3.Error:
+                return None
+        return FileRecord._make(row) if row else None
+
+    def put(self, record: FileRecord) -> None:
+        """Store a record; committed within :data:`COMMIT_INTERVAL_S` or on :meth:`flush`."""
+        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [tuple(record)])
+
+    def remove(self, relpaths: Iterable[str]) -> None:
+        self._write("DELETE FROM files WHERE relpath = ?", [(p,) for p in relpaths])
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
+        if self._db is None or not rows:
+            return
+        with self._lock:
+            try:
+                if not self._dirty:
+                    self._db.execute("BEGIN")
+                    self._dirty = True
+                self._db.executemany(sql, rows)
+                if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+                    self._commit_locked()
+            except sqlite3.Error as exc:
+                log.warning("digest cache not updated: %s", exc)
+                self._rollback_locked()
+
+    def _commit_locked(self) -> None:
+        if self._dirty and self._db is not None:
+            self._db.execute("COMMIT")
+            self._dirty = False
+        self._last_commit = time.monotonic()
+
+    def _rollback_locked(self) -> None:
+        if self._dirty and self._db is not None:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        self._dirty = False
+
+    def flush(self) -> None:
+        """Commit pending writes."""
+        with self._lock:
+            try:
+                self._commit_locked()
+            except sqlite3.Error as exc:
+                log.warning("digest cache not updated: %s", exc)
+                self._rollback_locked()
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -1,0 +1,352 @@
+"""``ShareIndex``: the index of one share, kept up to date cheaply while it is hosted.
+
+``refresh()`` is a stat walk that hashes only new or changed files (in a thread pool, using the
+digest cache under ``.kbucket/``); on an unchanged tree it costs one ``stat`` per file. The share
+calls it every few seconds and reads ``files_by_sha1()`` (its node data, spec §2.6.1) and
+``prv(relpath)`` in between, from other threads.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from kbtools.errors import KbError
+from kbtools.index.cache import FileRecord, IndexCache
+from kbtools.index.hashing import (Cancelled, Digests, FileChanging, check_digest_names,
+                                   hash_file)
+from kbtools.index.paths import resolve_in_share, safe_relpath
+from kbtools.index.prv import make_prv, make_prvdir
+from kbtools.index.walk import WalkEntry, WalkProblem, walk_share
+
+#: How often a file that keeps changing while it is read is tried before it is reported.
+HASH_ATTEMPTS = 3
+
+
+@dataclass
+class FileOutcome:
+    """What indexing one file gave: a record, or an error code and message."""
+
+    relpath: str
+    record: FileRecord | None
+    from_cache: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass
+class IndexDelta:
+    """What a refresh changed, and what it cost."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[FileOutcome] = field(default_factory=list)
+    problems: list[WalkProblem] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    hashed: int = 0
+    from_cache: int = 0
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+class Progress(Protocol):
+    """Receives the amount of hashing to do, then each hashed file."""
+
+    def start(self, files: int, nbytes: int) -> None: ...
+
+    def advance(self, files: int, nbytes: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, files: int, nbytes: int) -> None:
+        pass
+
+    def advance(self, files: int, nbytes: int) -> None:
+        pass
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _record_from(relpath: str, digests: Digests, st: os.stat_result, hashed_at_ns: int) -> FileRecord:
+    return FileRecord(relpath, st.st_size, st.st_mtime_ns, st.st_ino, digests.sha1,
+                      digests.head_sha1, digests.extra.get("sha256"), digests.extra.get("md5"),
+                      hashed_at_ns)
+
+
+def _has_digests(record: FileRecord, extra: tuple[str, ...]) -> bool:
+    return all(record.digest(name) is not None for name in extra)
+
+
+def hash_to_record(path: str | os.PathLike, relpath: str, extra: tuple[str, ...] = (), *,
+                   cancel: threading.Event | None = None) -> FileRecord:
+    """Hash one file into a record, trying again while it changes under the read.
+
+    Raises :class:`FileChanging` after :data:`HASH_ATTEMPTS`, ``OSError`` when it cannot be read.
+    """
+    for attempt in range(HASH_ATTEMPTS):
+        hashed_at_ns = time.time_ns()
+        try:
+            digests, st = hash_file(path, extra, cancel=cancel)
+        except FileChanging:
+            if attempt == HASH_ATTEMPTS - 1:
+                raise
+            continue
+        return _record_from(relpath, digests, st, hashed_at_ns)
+    raise AssertionError("unreachable")
+
+
+class ShareIndex:
+    """The index of the share rooted at ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path | str, *, digests: tuple[str, ...] | list[str] = (),
+                 use_cache: bool = True, absolute_paths: bool = False,
+                 workers: int | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise KbError(f"not a directory: {root}")
+        self.digests = check_digest_names(tuple(digests))
+        self.absolute_paths = absolute_paths
+        self.workers = workers or _cpu_count()
+        self._cache = IndexCache(self.root) if use_cache else None
+        self._cache_rows: dict[str, FileRecord] | None = None
+        self._records: dict[str, FileRecord] = {}
+        self._dirs: list[str] = [""]
+        self._refreshed = False
+        self._refresh_lock = threading.Lock()
+        self._by_sha1: dict[str, dict[str, Any]] | None = None
+        self.last_delta: IndexDelta | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+    def records(self) -> list[FileRecord]:
+        """The records of the files found by the last refresh, in walk order."""
+        return list(self._records.values())
+
+    def record(self, relpath: str) -> FileRecord | None:
+        return self._records.get(relpath)
+
+    def dirs(self) -> list[str]:
+        """Relative paths of the directories found by the last refresh (the root as ``""``)."""
+        return list(self._dirs)
+
+    def files_by_sha1(self) -> dict[str, dict[str, Any]]:
+        """``{sha1: {"path", "size"}}``, the leaf node data of spec §2.6.1.
+
+        Of several files with the same content, the first path in sorted order is kept. The dict
+        is rebuilt only after a change; treat it as read-only.
+        """
+        by_sha1 = self._by_sha1
+        if by_sha1 is None:
+            by_sha1 = {}
+            for rec in sorted(self._records.values(), key=lambda r: r.relpath, reverse=True):
+                by_sha1[rec.sha1] = {"path": rec.relpath, "size": rec.size}
+            self._by_sha1 = by_sha1
+        return by_sha1
+
+    def original_path(self, relpath: str) -> str:
+        """What a ``.prv`` says for ``original_path`` (docs/compatibility.md)."""
+        if self.absolute_paths:
+            return os.path.join(os.path.abspath(self.root), *relpath.split("/"))
+        return relpath
+
+    def prv(self, relpath: str) -> dict[str, Any] | None:
+        """The ``.prv`` object of an indexed file, or None (not indexed, or not a safe path)."""
+        rec = self._records.get(relpath)
+        if rec is None:
+            return None
+        return make_prv(rec.sha1, rec.size, rec.head_sha1, self.original_path(relpath))
+
+    def prvdir(self) -> dict[str, Any]:
+        """The ``.prvdir`` tree of the whole share."""
+        return make_prvdir(self._dirs, ((r.relpath, self.prv(r.relpath)) for r in self.records()))
+
+    # -- updating ------------------------------------------------------------------------------
+    def refresh(self, progress: Progress | None = None) -> IndexDelta:
+        """Walk the share, hash what is new or changed, and return what changed."""
+        for _ in self.scan(progress):
+            pass
+        assert self.last_delta is not None
+        return self.last_delta
+
+    def scan(self, progress: Progress | None = None) -> Iterator[FileOutcome]:
+        """Like :meth:`refresh`, yielding one outcome per file in walk order as it is ready.
+
+        Outcomes of files that vanish while they are hashed are left out. ``last_delta`` is set
+        when the iteration ends.
+        """
+        with self._refresh_lock:
+            yield from self._scan(progress or _NoProgress())
+
+    def _known(self) -> dict[str, FileRecord]:
+        if self._refreshed:
+            return self._records
+        if self._cache_rows is None:
+            self._cache_rows = self._cache.load() if self._cache is not None else {}
+        return self._cache_rows
+
+    def _scan(self, progress: Progress) -> Iterator[FileOutcome]:
+        started = time.monotonic()
+        delta = IndexDelta()
+        walk = walk_share(self.root)
+        delta.problems = walk.problems
+        known = self._known()
+        previous = self._records
+        extra = self.digests
+        plan: list[tuple[WalkEntry, FileRecord | None]] = []
+        todo: list[int] = []
+        todo_bytes = 0
+        for entry in walk.files:
+            rec = known.get(entry.relpath)
+            if (rec is not None and rec.matches(entry.size, entry.mtime_ns, entry.ino)
+                    and _has_digests(rec, extra)):
+                plan.append((entry, rec))
+            else:
+                todo.append(len(plan))
+                todo_bytes += entry.size
+                plan.append((entry, None))
+        progress.start(len(todo), todo_bytes)
+
+        new_records: dict[str, FileRecord] = {}
+        cancel = threading.Event()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kb-hash") if todo else None
+        futures: dict[int, Future[FileOutcome]] = {}
+        window = 4 * self.workers
+        next_todo = 0
+        completed = False
+
+        def submit_more() -> None:
+            nonlocal next_todo
+            while pool is not None and next_todo < len(todo) and len(futures) < window:
+                i = todo[next_todo]
+                entry = plan[i][0]
+                old = known.get(entry.relpath)
+                want = extra
+                if old is not None:  # keep the extra digests the old record had
+                    want = extra + tuple(n for n in ("sha256", "md5")
+                                         if n not in extra and old.digest(n) is not None)
+                futures[i] = pool.submit(self._hash_entry, entry, want, cancel)
+                next_todo += 1
+
+        try:
+            submit_more()
+            for i, (entry, rec) in enumerate(plan):
+                if rec is not None:
+                    outcome = FileOutcome(entry.relpath, rec, from_cache=True)
+                    delta.from_cache += 1
+                else:
+                    outcome = futures.pop(i).result()
+                    submit_more()
+                    progress.advance(1, entry.size)
+                    if outcome.record is None and outcome.error_code is None:
+                        continue  # vanished
+                    if outcome.record is not None:
+                        delta.hashed += 1
+                        if self._cache is not None:
+                            self._cache.put(outcome.record)
+                rec = outcome.record
+                if rec is None:
+                    delta.errors.append(outcome)
+                else:
+                    new_records[entry.relpath] = rec
+                    old = previous.get(entry.relpath)
+                    if old is None:
+                        delta.added.append(entry.relpath)
+                    elif old.sha1 != rec.sha1 or old.size != rec.size:
+                        delta.changed.append(entry.relpath)
+                    if old != rec:
+                        self._records[entry.relpath] = rec
+                        self._by_sha1 = None
+                    delta.files += 1
+                    delta.bytes += rec.size
+                yield outcome
+            completed = True
+        finally:
+            cancel.set()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if completed:
+                self._finish(new_records, known, delta, walk.dirs)
+            if self._cache is not None:
+                self._cache.flush()
+            delta.seconds = time.monotonic() - started
+            self.last_delta = delta
+
+    def _finish(self, new_records: dict[str, FileRecord], known: dict[str, FileRecord],
+                delta: IndexDelta, dirs: list[str]) -> None:
+        delta.removed = [p for p in self._records if p not in new_records]
+        self._records = new_records  # also puts them in walk order
+        if delta.removed:
+            self._by_sha1 = None
+        if self._cache is not None:
+            stale = [p for p in known if p not in new_records]
+            self._cache.remove(stale)
+        self._dirs = dirs
+        self._refreshed = True
+        self._cache_rows = None
+
+    def _hash_entry(self, entry: WalkEntry, extra: tuple[str, ...],
+                    cancel: threading.Event) -> FileOutcome:
+        path = os.path.join(self.root, *entry.relpath.split("/"))
+        base = dict(size=entry.size, mtime_ns=entry.mtime_ns)
+        try:
+            rec = hash_to_record(path, entry.relpath, extra, cancel=cancel)
+        except FileNotFoundError:
+            return FileOutcome(entry.relpath, None, **base)
+        except FileChanging as exc:
+            return FileOutcome(entry.relpath, None, error_code="file-changing",
+                               error_message=f"{exc}; tried {HASH_ATTEMPTS} times", **base)
+        except Cancelled:
+            return FileOutcome(entry.relpath, None, error_code="cancelled",
+                               error_message="indexing stopped", **base)
+        except OSError as exc:
+            return FileOutcome(entry.relpath, None, error_code="file-unreadable",
+                               error_message=f"cannot read: {exc.strerror}", **base)
+        return FileOutcome(entry.relpath, rec, size=rec.size, mtime_ns=rec.mtime_ns)
+
+    def close(self) -> None:
+        """Commit and close the cache."""
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> "ShareIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def file_record(root: Path, relpath: str, digests: tuple[str, ...] = ()) -> FileRecord:
+    """The record of one file of a share: from the share's cache when it is fresh, else hashed
+    (and then stored in the cache, if the share has one).
+
+    Raises :class:`~kbtools.index.paths.UnsafePath`, ``OSError`` or :class:`FileChanging`.
+    """
+    extra = check_digest_names(tuple(digests))
+    safe_relpath(relpath)
+    path = resolve_in_share(root, relpath)
+    st = os.stat(path)
+    cache = IndexCache(root, create=False)
+    try:
+        rec = cache.get(relpath)
+        if rec is not None and rec.matches(st.st_size, st.st_mtime_ns, st.st_ino) \
+                and _has_digests(rec, extra):
+            return rec
+        rec = hash_to_record(path, relpath, extra)
+        cache.put(rec)
+        return rec
+    finally:
+        cache.close()

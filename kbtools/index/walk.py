@@ -1,0 +1,111 @@
+"""The stat walk of a share: every regular file worth indexing, with size, mtime and inode.
+
+Skip rules are the original indexer's (spec §5.1): any hidden name at any depth (``.kbucket``
+included) and ``node_modules``. Unlike the original, a symlink is followed only when its target
+stays inside the share and outside its hidden places; loops are cut. Names are sorted within each
+directory so that the output is stable. Names that are not valid UTF-8 cannot be written as JSON
+paths and are reported instead of indexed.
+"""
+from __future__ import annotations
+
+import os
+import stat as statmod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from kbtools.index.paths import is_hidden_or_reserved, real_target_is_allowed
+
+
+class WalkEntry(NamedTuple):
+    """One regular file found by the walk. ``relpath`` is ``/``-separated."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+    ino: int
+
+
+@dataclass
+class WalkProblem:
+    relpath: str
+    code: str
+    message: str
+
+
+@dataclass
+class WalkResult:
+    files: list[WalkEntry] = field(default_factory=list)
+    #: Relative paths of the directories walked, the root as ``""``.
+    dirs: list[str] = field(default_factory=list)
+    problems: list[WalkProblem] = field(default_factory=list)
+
+
+def _utf8_ok(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate-escaped bytes from a non-UTF-8 name
+        return False
+    return True
+
+
+def walk_share(root: Path | str) -> WalkResult:
+    """Walk ``root`` and return its indexable files and directories (see the module docstring)."""
+    result = WalkResult()
+    root_real = os.path.realpath(root)
+    files_append = result.files.append
+    # Each stack item: (directory path to scan, relpath prefix, real paths of it and its ancestors).
+    stack: list[tuple[str, str, tuple[str, ...]]] = [(root_real, "", (root_real,))]
+    while stack:
+        dir_path, prefix, chain = stack.pop()
+        result.dirs.append(prefix[:-1])
+        try:
+            with os.scandir(dir_path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            result.problems.append(WalkProblem(prefix[:-1] or ".", "dir-unreadable",
+                                               f"cannot list directory: {exc.strerror}"))
+            continue
+        subdirs: list[tuple[str, str, tuple[str, ...]]] = []
+        for entry in entries:
+            name = entry.name
+            if is_hidden_or_reserved(name):
+                continue
+            relpath = prefix + name
+            if not _utf8_ok(name):
+                result.problems.append(WalkProblem(relpath.encode("utf-8", "replace").decode(),
+                                                   "name-not-utf8",
+                                                   "file name is not valid UTF-8; not indexed"))
+                continue
+            try:
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if not real_target_is_allowed(root_real, target):
+                        result.problems.append(WalkProblem(relpath, "symlink-outside",
+                                                           "symlink leads out of the share; not followed"))
+                        continue
+                    st = os.stat(target)
+                    if statmod.S_ISDIR(st.st_mode):
+                        if target in chain:
+                            result.problems.append(WalkProblem(relpath, "symlink-loop",
+                                                               "symlink loop; not followed"))
+                        else:
+                            subdirs.append((target, relpath + "/", chain + (target,)))
+                    elif statmod.S_ISREG(st.st_mode):
+                        files_append(WalkEntry(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
+                elif entry.is_dir(follow_symlinks=False):
+                    real = dir_path + os.sep + name
+                    subdirs.append((real, relpath + "/", chain + (real,)))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    files_append(WalkEntry(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
+                # FIFOs, sockets and devices are never opened.
+            except FileNotFoundError:
+                continue  # vanished during the walk
+            except OSError as exc:
+                result.problems.append(WalkProblem(relpath, "stat-failed", f"cannot stat: {exc.strerror}"))
+        # Reverse so that popping from the stack visits subdirectories in name order.
+        stack.extend(reversed(subdirs))
+    return result
