@@ -74,10 +74,74 @@ class NodeIdentity:
         return node_id_for_public_key(self.public_pem)
 
     def private_key(self) -> rsa.RSAPrivateKey:
-        key = serialization.load_pem_private_key(self.private_pem.encode("ascii"), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise RuntimeFailure("private.pem is not an RSA key")
-        return key
+        return load_private_key(self.private_pem)
+
+
+def _pem_der(pem: str) -> bytes:
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    return base64.b64decode(body, validate=False)
+
+
+def _der_integers(der: bytes) -> list[int]:
+    """The INTEGERs of a DER SEQUENCE, read leniently (as unsigned, leading zeros allowed)."""
+    def length(i: int) -> tuple[int, int]:
+        n = der[i]
+        if n < 0x80:
+            return n, i + 1
+        k = n & 0x7F
+        return int.from_bytes(der[i + 1:i + 1 + k], "big"), i + 1 + k
+
+    if not der or der[0] != 0x30:
+        raise ValueError("not a DER sequence")
+    _, i = length(1)
+    values = []
+    while i < len(der):
+        if der[i] != 0x02:
+            raise ValueError("not an INTEGER")
+        n, i = length(i + 1)
+        values.append(int.from_bytes(der[i:i + n], "big"))
+        i += n
+    return values
+
+
+def load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """An RSA private key from PEM text.
+
+    Some keys written by the original (npm `keypair`) have non-minimal DER integers that strict
+    parsers reject; those are read leniently, the file itself is left as it is.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+    except ValueError:
+        if "BEGIN RSA PRIVATE KEY" not in pem:
+            raise
+        values = _der_integers(_pem_der(pem))
+        if len(values) < 9:
+            raise ValueError("not a PKCS#1 RSA private key") from None
+        _, n, e, d, p, q, dp, dq, qinv = values[:9]
+        return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qinv, rsa.RSAPublicNumbers(e, n)).private_key()
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA private key")
+    return key
+
+
+def load_public_key(pem: str) -> rsa.RSAPublicKey:
+    """An RSA public key from PEM text (PKCS#1 or SubjectPublicKeyInfo), read leniently like the private one."""
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        if "BEGIN RSA PUBLIC KEY" not in pem:
+            raise ValueError("not a PEM RSA public key") from None
+        try:
+            values = _der_integers(_pem_der(pem))
+        except (ValueError, IndexError):
+            raise ValueError("not a PEM RSA public key") from None
+        if len(values) != 2:
+            raise ValueError("not a PKCS#1 RSA public key") from None
+        return rsa.RSAPublicNumbers(values[1], values[0]).public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("not an RSA public key")
+    return key
 
 
 def identity_paths(node_dir: Path) -> tuple[Path, Path]:

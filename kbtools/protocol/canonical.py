@@ -13,8 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from kbtools.node import identity as node_identity
 
 _MAX_ARRAY_INDEX = 2**32 - 2
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -118,17 +120,8 @@ def canonical_bytes(obj: Any) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def load_public_key(public_pem: str) -> rsa.RSAPublicKey:
-    """Parse a PEM public key (PKCS#1 or SubjectPublicKeyInfo). Raises ValueError."""
-    data = public_pem.encode("utf-8")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError:
-        # PKCS#1 "RSA PUBLIC KEY" is accepted by load_pem_public_key in recent cryptography;
-        # keep a clear error for anything else.
-        raise ValueError("not a PEM RSA public key") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
+    """Parse a PEM public key (cached: children send the same key text). Raises ValueError."""
+    return node_identity.load_public_key(public_pem)
 
 
 def sign_message(private_key: rsa.RSAPrivateKey, message: Any) -> str:
