@@ -474,13 +474,20 @@
 
   async function renderDataset(section, id, segments, rawMda, files) {
     let answer;
+    let checked = true;
     try {
       answer = await getJson(apiUrl(id, "api/dataset/", segments));
     } catch (err) {
-      section.replaceChildren(h("h2", { id: "dataset-title" }, "Dataset"),
-        h("p", { class: "error" }, "This share does not describe its datasets: " + err.message),
-        usage(id, segments));
-      return;
+      // An original KBucket share has no dataset route: read the header and the two small files.
+      checked = false;
+      try {
+        answer = await describeFromFiles(id, segments, files);
+      } catch (err2) {
+        section.replaceChildren(h("h2", { id: "dataset-title" }, "Dataset"),
+          h("p", { class: "error" }, "This dataset cannot be described: " + err2.message),
+          usage(id, segments));
+        return;
+      }
     }
     const dataset = answer.dataset || {};
     const summary = dataset.summary || {};
@@ -489,16 +496,20 @@
     const warnings = findings.filter((f) => f.severity === "warning").length;
     const valid = dataset.valid === true;
 
-    const verdict = h("p", { class: "verdict " + (valid ? "ok" : "bad") },
-      h("strong", null, valid ? "✓ Valid" : "✗ Not valid"),
-      " (kb-check): ", plural(errors, "error", "errors"), ", ", plural(warnings, "warning", "warnings"));
+    const verdict = checked
+      ? h("p", { class: "verdict " + (valid ? "ok" : "bad") },
+        h("strong", null, valid ? "✓ Valid" : "✗ Not valid"),
+        " (kb-check): ", plural(errors, "error", "errors"), ", ", plural(warnings, "warning", "warnings"))
+      : h("p", { class: "verdict unknown" }, h("strong", null, "Not checked"),
+        ": this share does not run kb-check; the figures below are read from the files.");
 
     const channels = summary.num_channels;
     const samples = summary.num_timepoints;
     const dims = typeof channels === "number" && typeof samples === "number"
       ? numberFormat.format(channels) + " × " + numberFormat.format(samples) : "unknown";
 
-    section.replaceChildren(
+    section.replaceChildren();
+    appendAll(section, [
       h("h2", { id: "dataset-title" }, "Dataset"),
       verdict,
       metaList([
@@ -521,7 +532,76 @@
             ? h("pre", { class: "json", tabindex: "0" }, JSON.stringify(answer.params, null, 2))
             : h("p", { class: "empty" }, files.some((f) => f.name === "params.json") ? "params.json could not be read." : "No params.json."))),
       usage(id, segments),
-    );
+    ]);
+  }
+
+  const MDA_TYPES = { "-2": "byte", "-3": "float32", "-4": "int16", "-5": "int32", "-6": "uint16", "-7": "float64", "-8": "uint32" };
+
+  /** The first bytes of a download (a Range request; the rest is never read if it is ignored). */
+  async function downloadHead(url, count) {
+    const response = await fetch(url, { headers: { Range: "bytes=0-" + (count - 1) } });
+    if (!response.ok) throw new ApiError(response.status, "HTTP " + response.status);
+    const reader = response.body.getReader();
+    const bytes = new Uint8Array(count);
+    let length = 0;
+    while (length < count) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, count - length);
+      bytes.set(part, length);
+      length += part.length;
+    }
+    reader.cancel().catch(() => {});
+    return bytes.subarray(0, length);
+  }
+
+  /** raw.mda header (spec mda-format §1.1): data type and dims, 32- or 64-bit. */
+  function parseMdaHeader(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 12) throw new Error("raw.mda is shorter than its header");
+    const code = view.getInt32(0, true);
+    const numDims = view.getInt32(8, true);
+    const wide = numDims < 0;
+    const count = Math.abs(numDims);
+    if (count < 1 || count > 6 || bytes.length < 12 + count * (wide ? 8 : 4)) throw new Error("raw.mda has an invalid header");
+    const dims = [];
+    for (let i = 0; i < count; i++) {
+      dims.push(wide ? Number(view.getBigInt64(12 + 8 * i, true)) : view.getInt32(12 + 4 * i, true));
+    }
+    return { dtype: MDA_TYPES[code] || null, dims };
+  }
+
+  async function describeFromFiles(id, segments, files) {
+    const byName = (name) => files.find((f) => f.name === name);
+    const small = (name, limit) => {
+      const file = byName(name);
+      if (!file || !(file.size <= limit)) return Promise.resolve(null);
+      return fetch(apiUrl(id, "download/", [...segments, name])).then((r) => (r.ok ? r.text() : null));
+    };
+    const [header, paramsText, geomText] = await Promise.all([
+      downloadHead(apiUrl(id, "download/", [...segments, "raw.mda"]), 64).then(parseMdaHeader),
+      small("params.json", 1 << 20),
+      small("geom.csv", 4 << 20),
+    ]);
+    let params = null;
+    try {
+      params = paramsText === null ? null : JSON.parse(paramsText);
+    } catch (err) {
+      params = null;
+    }
+    const geom = geomText === null ? null : geomText.split(/\r?\n/).filter((line) => line.trim())
+      .map((line) => line.split(",").map(Number));
+    const samplerate = params && typeof params.samplerate === "number" ? params.samplerate : null;
+    const [channels, samples] = header.dims.length >= 2 ? header.dims : [null, null];
+    return {
+      dataset: {
+        summary: {
+          num_channels: channels, num_timepoints: samples, dtype: header.dtype, samplerate,
+          duration_sec: samples !== null && samplerate ? samples / samplerate : null,
+        },
+      },
+      geom, params,
+    };
   }
 
   function findingList(findings) {
