@@ -1,0 +1,264 @@
+"""Hub side of a child link: the recorded frames are accepted; every bad frame gets the error and a close."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kbtools.protocol.envelope import Signer
+from kbtools.protocol.hubconn import (
+    ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits,
+    NodeDataUpdated, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
+)
+from kbtools.protocol.leafconn import register_info
+from kbtools.protocol.objecthash import object_hash
+from tests.protocol.vectors import child_frames, frames, identity, kbnode
+
+NOW = 1795565400.0  # the recording's time (Nov 2026)
+NOW_MS = int(NOW * 1000)
+HUB_INFO = {"node_id": "d0d90d53e2d5", "node_type": "hub", "name": "barhub"}
+
+
+def make_hub(passcode="hubpass", **limits):
+    registry = ChildRegistry(HubLimits(**limits))
+    return HubInfo(HUB_INFO, passcode=passcode, top_hub_url="http://127.0.0.1:1"), registry
+
+
+def register_frame(name="share", passcode="hubpass", now_ms=NOW_MS, **info_changes):
+    config = kbnode(name)
+    info = register_info(config, config["listen_url"], config["node_type"], fast_path=False)
+    info.update(info_changes)
+    return Signer(identity(name)).frame(
+        {"command": "register_child_node", "info": info, "passcode": passcode}, now_ms)
+
+
+def error_of(outcome):
+    assert outcome.close
+    assert len(outcome.replies) == 1
+    return json.loads(outcome.replies[0])["error"]
+
+
+def registered(name="share", **limits):
+    hub, registry = make_hub(**limits)
+    conn = ChildConnection(hub, registry, NOW)
+    out = conn.receive_frame(register_frame(name), NOW)
+    assert not out.close
+    return conn, registry
+
+
+def test_recorded_child_frames_are_accepted_with_the_recorded_replies():
+    hub_replies = {}
+    for r in frames():
+        f = json.loads(r["frame"])
+        if r["dir"] == "hub->child" and f.get("message_type") != "http":
+            hub_replies.setdefault(r["conn"], []).append(r["frame"])
+    confirm = json.loads(hub_replies[1][1])
+    top = json.loads(hub_replies[1][0])["top_hub_url"]
+    registry = ChildRegistry()
+    hub = HubInfo(confirm["info"], passcode="hubpass", top_hub_url=top)
+    conns: dict[int, ChildConnection] = {}
+    ours: dict[int, list[str]] = {1: [], 2: []}
+    events = []
+    for r in child_frames():
+        conn = conns.setdefault(r["conn"], ChildConnection(hub, registry, r["t"]))
+        msg = json.loads(r["frame"])["message"]
+        rid = msg.get("request_id")
+        if rid and rid not in conn.credit:
+            conn.open_request(rid)
+        out = conn.receive_frame(r["frame"], now=r["t"])
+        assert not out.close, out.replies
+        ours[r["conn"]] += out.replies
+        events += out.events
+        ack = conn.acknowledge_data()
+        if ack:
+            ours[r["conn"]].append(ack)
+    assert ours == hub_replies
+    kinds = {type(e) for e in events}
+    assert {ChildRegistered, NodeDataUpdated, ResponseHeaders, ResponseData, ResponseEnd} <= kinds
+    assert set(registry.leaves) == {"83bded5ed247"} and set(registry.child_hubs) == {"304421134a4c"}
+    leaf = registry.leaves["83bded5ed247"]
+    assert "1e7720a3460b8a84ac4ba27880d64526a3872f1c" not in leaf.node_data["files_by_sha1"]
+
+
+def test_confirm_registration_and_set_top_hub_url_for_a_child_hub():
+    conn, registry = registered("childhub")
+    assert conn.node_type == "hub" and registry.child_hubs
+
+
+def test_wrong_passcode():
+    hub, registry = make_hub()
+    conn = ChildConnection(hub, registry, NOW)
+    out = conn.receive_frame(register_frame(passcode="nope"), NOW)
+    assert error_of(out) == "Incorrect passcode for node barshare. Closing websocket."
+    assert isinstance(out.events[-1], ConnectionClosed)
+    assert not registry.leaves
+
+
+def test_no_passcode_hub_accepts_an_empty_one():
+    hub, registry = make_hub(passcode="")
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(passcode=""), NOW)
+    assert not out.close
+
+
+def test_duplicate_id():
+    conn, registry = registered()
+    hub = conn.hub
+    second = ChildConnection(hub, registry, NOW)
+    out = second.receive_frame(register_frame(now_ms=NOW_MS + 1), NOW)
+    assert error_of(out) == ("Error adding leaf: A connected leaf with id=83bded5ed247 already exists.."
+                             " Closing websocket.")
+    assert registry.leaves["83bded5ed247"] is conn
+
+
+def test_id_key_mismatch_is_an_error_not_a_crash():
+    hub, registry = make_hub()
+    outer = json.loads(register_frame())
+    outer["node_id"] = "3e483bd811d8"
+    out = ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW)
+    assert error_of(out) == ("Child node id does not match public key (3e483bd811d8<>83bded5ed247)."
+                             " Closing websocket.")
+
+
+def test_missing_key_is_an_error_not_a_crash():
+    hub, registry = make_hub()
+    frame = Signer(identity("share")).frame(
+        {"command": "report_node_data", "data_nochange": True, "data_hash": "x"}, NOW_MS)
+    out = ChildConnection(hub, registry, NOW).receive_frame(frame, NOW)
+    assert error_of(out) == "Unable to verify message: no public key received. Closing websocket."
+
+
+def test_bad_signature_and_network_type():
+    hub, registry = make_hub()
+    outer = json.loads(register_frame())
+    outer["message"]["info"]["name"] = "other"
+    out = ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW)
+    assert error_of(out) == "Unable to verify message using signature. Closing websocket."
+    outer = json.loads(register_frame())
+    outer["message"]["network_type"] = "lari"
+    out = ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW)
+    assert error_of(out) == "network types do not match: lari <> kbucket. Closing websocket."
+
+
+@pytest.mark.parametrize("change,text", [
+    ({"scientific_research": "no"},
+     "This system should only be used to share resources for scientific research purposes"),
+    ({"confirm_share": "no"}, "Sharing of resources has not been confirmed"),
+    ({"node_type": "other"}, "Unexpected child node type: other"),
+])
+def test_register_field_checks(change, text):
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(**change), NOW)
+    assert error_of(out) == text + ". Closing websocket."
+
+
+def test_stale_and_replayed_timestamps():
+    hub, registry = make_hub()
+    stale = register_frame(now_ms=NOW_MS - 11 * 60 * 1000)
+    out = ChildConnection(hub, registry, NOW).receive_frame(stale, NOW)
+    assert error_of(out) == "Stale message: timestamp outside the accepted window. Closing websocket."
+    fresh = register_frame()
+    first = ChildConnection(hub, registry, NOW)
+    assert not first.receive_frame(fresh, NOW).close
+    first.connection_lost()
+    out = ChildConnection(hub, registry, NOW).receive_frame(fresh, NOW + 1)
+    assert error_of(out) == "Replayed registration message. Closing websocket."
+    # The window is configurable; None is the original behaviour (no check).
+    hub2, registry2 = make_hub(freshness_window=None)
+    assert not ChildConnection(hub2, registry2, NOW).receive_frame(stale, NOW).close
+
+
+def test_leaf_limit():
+    conn, registry = registered(max_leaves=1)
+    other = ChildConnection(conn.hub, registry, NOW)
+    out = other.receive_frame(register_frame("share2"), NOW)
+    assert error_of(out) == ("Error adding leaf: Exceeded maximum number of child leaf connections.."
+                             " Closing websocket.")
+
+
+def test_child_hub_limit():
+    hub, registry = make_hub(max_child_hubs=0)
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame("childhub"), NOW)
+    assert error_of(out).startswith("Error adding child hub: Exceeded maximum number")
+
+
+def report(name, fields, now_ms=NOW_MS):
+    return Signer(identity(name)).frame({"command": "report_node_data", **fields}, now_ms)
+
+
+def test_report_node_data_rules():
+    conn, _ = registered()
+    data = {"files_by_sha1": {"aa": {"path": "a.txt", "size": 1}}}
+    out = conn.receive_frame(report("share", {"data_delta": {"x": [1]}, "data_hash": "h"}), NOW)
+    assert error_of(out) == "Received data_delta, but child_node_data is null.. Closing websocket."
+    conn, _ = registered()
+    assert conn.receive_frame(report("share", {"data": data, "data_hash": object_hash(data)}), NOW).replies \
+        == ['{"message":"ok"}']
+    assert conn.receive_frame(report("share", {"data_nochange": True, "data_hash": "x"}), NOW).replies \
+        == ['{"message":"ok"}']
+    delta = {"files_by_sha1": {"bb": [{"path": "b.txt", "size": 2}]}}
+    out = conn.receive_frame(report("share", {"data_delta": delta, "data_hash": "0" * 40}), NOW)
+    assert error_of(out) == "Unexpected: node data hash does not match.. Closing websocket."
+    conn, _ = registered()
+    out = conn.receive_frame(report("share", {"data_hash": "x"}), NOW)
+    assert error_of(out) == ("No data, data_delta, or data_nochange field found in message."
+                             " Closing websocket.")
+
+
+def test_unknown_command_after_registration():
+    conn, _ = registered()
+    out = conn.receive_frame(Signer(identity("share")).frame({"command": "hello"}, NOW_MS), NOW)
+    assert error_of(out) == "Unrecognized command: hello. Closing websocket."
+
+
+def test_node_id_must_stay_the_same():
+    conn, _ = registered()
+    outer = json.loads(report("share", {"data_nochange": True, "data_hash": "x"}))
+    outer["node_id"] = "3e483bd811d8"
+    assert error_of(conn.receive_frame(json.dumps(outer), NOW)) == \
+        "node_id in message does not match previous messages.. Closing websocket."
+
+
+@pytest.mark.parametrize("frame", [
+    "not json", "[]", "null", "42", '"str"', "{}", '{"node_id": 5}', '{"node_id": "short"}',
+    '{"node_id": "83bded5ed247"}', '{"node_id": "83bded5ed247", "public_key": 7}',
+    '{"node_id": "83bded5ed247", "public_key": "garbage"}', '{"node_id": ["x"]}',
+    '{"node_id": "83bded5ed247", "message": [], "signature": "00"}',
+    "\ud800", "{" * 100000, "[" * 100000 + "]" * 100000, b"\x01\x02binary",
+])
+def test_malformed_frames_get_an_error_and_a_close(frame):
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame(frame, NOW)
+    assert out.close and json.loads(out.replies[0])["error"].endswith(". Closing websocket.")
+
+
+def test_malformed_frames_after_registration():
+    conn, _ = registered()
+    for fields in ({"command": "report_node_data", "data": [1], "data_hash": "x"},
+                   {"command": "report_node_data", "data_delta": "x", "data_hash": "x"},
+                   {"command": "http.write_response_data", "message_type": "http", "request_id": "!"}):
+        c, _ = registered()
+        out = c.receive_frame(Signer(identity("share")).frame(fields, NOW_MS), NOW)
+        assert out.close
+
+
+def test_oversized_frame():
+    hub, registry = make_hub(max_frame_bytes=1000)
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(), NOW)
+    assert error_of(out) == "Message too large. Closing websocket."
+
+
+def test_inactivity_timeout():
+    conn, registry = registered()
+    assert not conn.check_inactivity(NOW + 59).close
+    out = conn.check_inactivity(NOW + 60.005)
+    assert error_of(out) == ("Closing connection after 60.005 seconds of not receiving a message.."
+                             " Closing websocket.")
+    assert not registry.leaves
+
+
+def test_disconnect_mid_response_fails_the_pending_request():
+    conn, registry = registered()
+    conn.open_request("abcdefgh")
+    out = conn.connection_lost("socket closed")
+    assert isinstance(out.events[0], ResponseError) and out.events[0].request_id == "abcdefgh"
+    assert not registry.leaves
