@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
-import traceback
 from typing import IO, Any, Iterable, Iterator, Sequence
 
 from kbtools import __version__
 from kbtools.errors import EXIT_RUNTIME, KbError, UsageError
 
-log = logging.getLogger("kbtools")
+
+
+def __getattr__(name: str) -> Any:
+    # logging and traceback load lazily: they would double mda-info's start-up time
+    if name == "log":
+        import logging
+
+        return logging.getLogger("kbtools")
+    raise AttributeError(name)
 
 
 def dump_json(obj: Any, *, pretty: bool = False) -> str:
@@ -111,14 +117,20 @@ class Command:
                 self.args = self.parser.parse_args(self.argv)
             except SystemExit as exc:  # --help / --version
                 return int(exc.code or 0)
-            logging.basicConfig(
-                level=logging.DEBUG if self.args.verbose else logging.WARNING,
-                format=f"{self.name}: %(message)s",
-                stream=self.error_file,
-            )
+            # only commands whose modules log pay for logging (mda-info's start-up does not)
+            if self.args.verbose or "logging" in sys.modules:
+                import logging
+
+                logging.basicConfig(
+                    level=logging.DEBUG if self.args.verbose else logging.WARNING,
+                    format=f"{self.name}: %(message)s",
+                    stream=self.error_file,
+                )
             return int(self.run())
         except KbError as exc:
             if verbose:
+                import traceback
+
                 traceback.print_exc(file=self.error_file)
             self.say(str(exc))
             if isinstance(exc, UsageError):
@@ -132,6 +144,8 @@ class Command:
             return 0
         except Exception as exc:  # a bug: one line, traceback only with -v
             if verbose:
+                import traceback
+
                 traceback.print_exc(file=self.error_file)
             self.say(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
             return EXIT_RUNTIME

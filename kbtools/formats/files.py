@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from kbtools.findings import Finding
 from kbtools.formats.codes import finding
 
 
-def stat_regular_file(path: Path, code: str, what: str) -> tuple[os.stat_result | None, list[Finding]]:
+def stat_regular_file(path: str | os.PathLike[str], code: str, what: str) -> tuple[os.stat_result | None, list[Finding]]:
     """``stat`` a path that must be a regular file; a problem becomes a finding with ``code``."""
     try:
         st = os.stat(path)
@@ -24,7 +23,7 @@ def stat_regular_file(path: Path, code: str, what: str) -> tuple[os.stat_result 
     return st, []
 
 
-def read_small_file(path: Path, code: str, what: str,
+def read_small_file(path: str | os.PathLike[str], code: str, what: str,
                     limit: int = 64 * 1024 * 1024) -> tuple[bytes | None, list[Finding]]:
     """Read a small text file (geom.csv, params.json) whole; problems become ``code`` findings."""
     st, findings = stat_regular_file(path, code, what)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kbtools.errors import KbError
@@ -118,7 +117,7 @@ class MdaInfo:
         }
 
 
-def _code_finding(path: Path, code: int, bpe: int, num_dims: int) -> Finding:
+def _code_finding(path: str, code: int, bpe: int, num_dims: int) -> Finding:
     """R3, naming the likely cause."""
     swapped = [struct.unpack(">i", struct.pack("<i", v))[0] for v in (code, bpe, num_dims)]
     if swapped[0] in DTYPES and 0 < swapped[1] <= 8 and 0 < abs(swapped[2]) <= MAX_DIMS:
@@ -143,8 +142,8 @@ def read_mda_header(path: str | os.PathLike[str], *, raw: bool = False) -> MdaIn
     Applies R1-R10 (``raw=True`` adds the raw.mda rules: exactly 2 dims, M >= 1, N >= 1).
     Never raises for bad input: every problem is a finding of the returned :class:`MdaInfo`.
     """
-    path = Path(path)
-    info = MdaInfo(path=str(path))
+    path = os.fspath(path)  # pathlib stays unimported: it costs mda-info start-up time
+    info = MdaInfo(path=path)
     st, info.findings = stat_regular_file(path, "R1", ".mda file")
     if st is None:
         return info
@@ -200,7 +199,7 @@ def read_mda_header(path: str | os.PathLike[str], *, raw: bool = False) -> MdaIn
     return info
 
 
-def _check_raw_shape(path: Path, header: MdaHeader, add: Any) -> None:
+def _check_raw_shape(path: str, header: MdaHeader, add: Any) -> None:
     """raw.mda rules: M channels x N timepoints, both at least 1."""
     dims = header.dims
     if len(dims) == 1:
@@ -296,13 +295,14 @@ def write_mda(path: str | os.PathLike[str], array: Any, dtype: Any = None, *,
         header += struct.pack(f"<i{len(dims)}i", len(dims), *dims)
     # a Fortran-ordered array's transpose is C-contiguous: its buffer is the file's data order
     data = np.ascontiguousarray(np.asarray(a, dtype=dt).T)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    directory, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(header)
             f.write(memoryview(data).cast("B") if data.size else b"")
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise

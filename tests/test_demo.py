@@ -1,0 +1,25 @@
+"""The demo builds a sample study, checks it, and prints one JSON result."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kbtools import demo
+
+
+def test_demo_main(capsys):
+    assert demo.main([]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["ok"] is True and result["kb_check"]["exit_code"] == 0
+    assert len(result["kb_check"]["output"]["datasets"]) == len(demo.DATASETS)
+    assert "kb-check passed" in captured.err
+    assert not Path(result["study"]).exists()  # the temporary study is removed
+
+
+def test_check_study_reports_a_broken_dataset(tmp_path):
+    study = demo.build_study(tmp_path)
+    (study / "dataset2" / "params.json").unlink()
+    check = demo.check_study(study)
+    assert check["exit_code"] == 1
+    assert "NOT valid" in demo.describe(check)[1]
