@@ -99,7 +99,10 @@ def python_floor(requires_python: str) -> str:
 
 def find_top_level_name(source: Path, name: str) -> ast.AST | None:
     """The statement of `source` that binds `name` at module level (def, class, =, import)."""
-    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PackagingError(f"{source}: {one_line(exc)}") from None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
             return node
@@ -128,6 +131,8 @@ def read_project(root: Path) -> Project:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PackagingError(f"pyproject.toml: {exc}") from None
     project = data.get("project", {})
+    if not project.get("name"):
+        raise PackagingError("pyproject.toml: [project].name is missing")
     problems: list[str] = []
 
     # The version is dynamic: setuptools reads it from the attribute named in pyproject.toml.
@@ -192,15 +197,13 @@ def variant_python_min(path: Path) -> str | None:
     return None
 
 
-def render_v1(recipe_dir: Path, variants: dict[str, list[str]] | None = None) -> dict:
+def render_v1(recipe_dir: Path) -> dict:
     """recipe.yaml rendered by rattler-build itself (a strict parser: unknown keys, SPDX, specs)."""
     from rattler_build import Stage0Recipe, VariantConfig
 
     try:
         recipe = Stage0Recipe.from_file(recipe_dir / "recipe.yaml")
-        config = (VariantConfig(variants) if variants is not None
-                  else VariantConfig.from_file(recipe_dir / "variants.yaml"))
-        rendered = recipe.render(config)
+        rendered = recipe.render(VariantConfig.from_file(recipe_dir / "variants.yaml"))
     except Exception as exc:  # rattler-build raises several unrelated types; all mean "bad recipe"
         raise PackagingError(f"recipe.yaml does not render: {one_line(exc)}") from None
     if len(rendered) != 1:
@@ -468,15 +471,28 @@ def build_package(project: Project, work: Path, channel: Path) -> Path:
     return packages[0]
 
 
-def install_package(project: Project, package: Path, channel: Path, prefix: Path, cache: Path) -> None:
-    """Solve over the local channels only and install into a fresh prefix, as conda would."""
-    from rattler import install, solve
-    from rattler import Subdir
+def publish(package: Path, dist: Path) -> Path:
+    """Put the package into `dist` and index it: `dist` is then a channel conda can use."""
+    from rattler.index import index_fs
+
+    artifact = dist / "noarch" / package.name
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(package, artifact)
+    asyncio.run(index_fs(dist, write_zst=False, write_shards=False, force=True))
+    scratch = dist / ".tmp"  # the indexer's own scratch directory, left behind empty
+    if scratch.is_dir() and not any(scratch.iterdir()):
+        scratch.rmdir()
+    return artifact
+
+
+def install_package(project: Project, dist: Path, channel: Path, prefix: Path, cache: Path) -> None:
+    """Solve over the local channels only (`dist`, then the stubs) and install into a fresh prefix."""
+    from rattler import Subdir, install, solve
 
     shutil.rmtree(prefix, ignore_errors=True)
 
     async def run() -> None:
-        records = await solve(sources=[package.parent.parent.as_uri(), channel.as_uri()],
+        records = await solve(sources=[dist.as_uri(), channel.as_uri()],
                               specs=[f"{project.name} =={project.version}"],
                               platforms=[str(Subdir.current()), "noarch"])
         await install(records, target_prefix=prefix, cache_dir=cache, show_progress=False)
@@ -484,15 +500,18 @@ def install_package(project: Project, package: Path, channel: Path, prefix: Path
     try:
         asyncio.run(run())
     except Exception as exc:  # solver and installer errors: one line, not a dump
-        raise PackagingError(f"installing {package.name} failed: {one_line(exc)}") from None
+        raise PackagingError(f"installing {project.name} from {dist} failed: {one_line(exc)}") from None
 
 
 def run_in_prefix(prefix: Path, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     executable = str(prefix / "bin" / argv[0])
-    return subprocess.run([executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
+    try:
+        return subprocess.run([executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PackagingError(f"{' '.join(argv)}: {one_line(exc)}") from None
 
 
 def try_commands(project: Project, prefix: Path, data: Path) -> list[str]:
@@ -542,11 +561,10 @@ def build_and_try(root: Path, work: Path, dist: Path, say=print) -> Path:
     say(f"stub channel: {channel}")
     package = build_package(project, work, channel)
     say(f"built, recipe tests passed: {package.name}")
-    dist.mkdir(parents=True, exist_ok=True)
-    artifact = dist / package.name
-    shutil.copy2(package, artifact)
+    artifact = publish(package, dist)
+    say(f"channel: {dist} (conda install -c {dist.as_uri()} -c conda-forge {project.name})")
     prefix = work / "prefix"
-    install_package(project, package, channel, prefix, work / "cache" / "pkgs")
+    install_package(project, dist, channel, prefix, work / "cache" / "pkgs")
     say(f"installed into a fresh prefix: {prefix}")
     for line in try_commands(project, prefix, work / "data" / "study"):
         say(f"  {line}")

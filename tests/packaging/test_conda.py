@@ -182,7 +182,9 @@ def test_build_install_and_run_every_command(tmp_path):
     lines: list[str] = []
     artifact = conda.build_and_try(ROOT, tmp_path / "work", tmp_path / "dist", say=lines.append)
     project = conda.read_project(ROOT)
-    assert artifact.parent == tmp_path / "dist" and artifact.name.startswith(f"kbtools-{project.version}-")
+    assert artifact.parent == tmp_path / "dist" / "noarch"
+    assert artifact.name.startswith(f"kbtools-{project.version}-")
+    assert artifact.name in json.loads((artifact.parent / "repodata.json").read_text())["packages.conda"]
     assert artifact.suffix == ".conda"
     prefix = tmp_path / "work" / "prefix"
     record = json.loads(next((prefix / "conda-meta").glob(f"kbtools-{project.version}-*.json")).read_text())
