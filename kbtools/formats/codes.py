@@ -6,9 +6,9 @@ cross-file and directory rules.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kbtools.findings import ERROR, INFO, WARNING, Finding
+from kbtools.findings import ERROR, INFO, WARNING, Finding, has_errors
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,15 @@ def finding(code: str, path: object, message: str, *, severity: str | None = Non
     rule = RULES[code]
     return Finding(code=code, severity=severity or rule.severity, path=str(path), message=message,
                    hint=rule.hint if hint is None else hint, line=line, column=column, field=field)
+
+
+@dataclass
+class CheckResult:
+    """What checking one path found: valid unless some finding is an error."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not has_errors(self.findings)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbtools.findings import Finding, has_errors
-from kbtools.formats.codes import finding
+from kbtools.formats.codes import CheckResult, finding
 from kbtools.formats.geom import check_geom, check_geom_rows
 from kbtools.formats.mda import check_mda_data, read_mda_header
 from kbtools.formats.params import check_params
@@ -21,16 +20,10 @@ RAW, GEOM, PARAMS = "raw.mda", "geom.csv", "params.json"
 
 
 @dataclass
-class DatasetReport:
+class DatasetReport(CheckResult):
     """The findings and summary of one dataset directory."""
 
-    path: str
-    findings: list[Finding] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return not has_errors(self.findings)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "valid": self.valid,

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbtools.findings import Finding, has_errors
-from kbtools.formats.codes import finding
+from kbtools.formats.codes import CheckResult, finding
 from kbtools.formats.files import read_small_file
 
 BOM = b"\xef\xbb\xbf"
@@ -19,22 +18,16 @@ _BLANKS = " \t"
 
 
 @dataclass
-class GeomInfo:
+class GeomInfo(CheckResult):
     """What checking one geom.csv found."""
 
-    path: str
     positions: list[tuple[float, ...]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # 1-based line of each position
     columns: int | None = None
-    findings: list[Finding] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return len(self.positions)
-
-    @property
-    def valid(self) -> bool:
-        return not has_errors(self.findings)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "valid": self.valid, "rows": self.rows if self.positions or

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kbtools.errors import KbError
-from kbtools.findings import WARNING, Finding, has_errors
-from kbtools.formats.codes import finding
+from kbtools.findings import WARNING, Finding
+from kbtools.formats.codes import CheckResult, finding
 from kbtools.formats.files import stat_regular_file
 
 #: data_type code -> (name printed by mda-info, numpy dtype string, bytes per entry)
@@ -83,17 +83,11 @@ class MdaHeader:
 
 
 @dataclass
-class MdaInfo:
+class MdaInfo(CheckResult):
     """What checking one .mda file found: the header (when readable), sizes and findings."""
 
-    path: str
     header: MdaHeader | None = None
     file_size: int | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return not has_errors(self.findings)
 
     @property
     def expected_size(self) -> int | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from kbtools.findings import INFO, Finding, has_errors
-from kbtools.formats.codes import finding
+from kbtools.findings import INFO, Finding
+from kbtools.formats.codes import CheckResult, finding
 from kbtools.formats.files import read_small_file
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "params.json"
@@ -25,16 +25,10 @@ KNOWN_KEYS = frozenset({
 
 
 @dataclass
-class ParamsInfo:
+class ParamsInfo(CheckResult):
     """What checking one params.json found; ``params`` is the parsed object when there is one."""
 
-    path: str
     params: dict[str, Any] | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return not has_errors(self.findings)
 
     @property
     def samplerate(self) -> float | None:
