@@ -123,8 +123,9 @@ def check_params_object(path: Path, params: dict[str, Any], findings: list[Findi
             findings.append(finding(code, path, f"{key} is {value!r}; write it as an integer",
                                     field=key))
     sr = params.get("samplerate")
-    if isinstance(sr, float) and not math.isfinite(sr) and ("P4", "samplerate") not in reported:
-        findings.append(finding("P4", path, f"samplerate is {sr}", field="samplerate"))
+    # NaN passes every JSON Schema range keyword (all its comparisons are false)
+    if isinstance(sr, float) and math.isnan(sr):
+        findings.append(finding("P4", path, "samplerate is NaN", field="samplerate"))
     spike, detect = params.get("spike_sign"), params.get("detect_sign")
     if "spike_sign" in params and "detect_sign" in params and spike != detect:
         findings.append(finding(
