@@ -44,7 +44,8 @@ class Behaviour:
     """How one server misbehaves (all off by default)."""
 
     wrong_bytes: bool = False  # flip the first byte of every download body
-    die_after: int | None = None  # abort the connection after this many body bytes in total
+    die_after: int | None = None  # abort the connection once, after this many body bytes in total
+    stop_on_die: bool = False  # and then stop the whole server (a hub that dies mid-transfer)
     delay_per_mib: float = 0.0  # seconds to sleep per MiB sent (to kill a client mid-way)
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
     requests: list[str] = field(default_factory=list)  # "METHOD path Range" of every request
@@ -201,7 +202,10 @@ class Server:
                     keep = max(0, behaviour.die_after - behaviour.bytes_sent)
                     await response.write(block[:keep])
                     behaviour.bytes_sent += keep
+                    behaviour.die_after = None
                     request.transport.abort()  # type: ignore[union-attr]
+                    if behaviour.stop_on_die:
+                        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
                     return response
                 await response.write(block)
                 behaviour.bytes_sent += len(block)
