@@ -345,8 +345,8 @@ def command_tests(where: str, project: Project, lines: list[str]) -> list[str]:
 
 def make_stub_channel(project: Project, channel: Path, site: Path) -> None:
     """A local channel standing in for conda-forge: see the module docstring."""
-    from rattler.index import index_fs
     from rattler import Subdir
+    from rattler.index import index_fs
     from rattler_build import assemble_package
 
     shutil.rmtree(channel, ignore_errors=True)
@@ -473,10 +473,13 @@ def build_package(project: Project, work: Path, channel: Path) -> Path:
 
 def publish(package: Path, dist: Path) -> Path:
     """Put the package into `dist` and index it: `dist` is then a channel conda can use."""
+    from rattler import Subdir
     from rattler.index import index_fs
 
     artifact = dist / "noarch" / package.name
     artifact.parent.mkdir(parents=True, exist_ok=True)
+    # conda also reads the platform's subdir of a channel: give it an (empty) index too.
+    (dist / str(Subdir.current())).mkdir(exist_ok=True)
     shutil.copy2(package, artifact)
     asyncio.run(index_fs(dist, write_zst=False, write_shards=False, force=True))
     scratch = dist / ".tmp"  # the indexer's own scratch directory, left behind empty
