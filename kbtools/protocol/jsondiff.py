@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import diff_match_patch
+import diff_match_patch  # type: ignore[import-untyped]
 
 from kbtools.protocol.errors import RemoteProtocolError
 

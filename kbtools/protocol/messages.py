@@ -253,12 +253,14 @@ def parse_response_message(msg: dict[str, Any]) -> SetResponseHeaders | WriteRes
     cmd = msg.get("command")
     rid = msg.get("request_id")
     _check_request_id(rid, remote=True)
+    assert isinstance(rid, str)
     if cmd == "http.set_response_headers":
         status = msg.get("status")
         headers = msg.get("headers")
-        _require(isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999,
-                 "Invalid status", True)
-        _require(isinstance(headers, dict), "Invalid headers", True)
+        if not (isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999):
+            raise RemoteProtocolError("Invalid status")
+        if not isinstance(headers, dict):
+            raise RemoteProtocolError("Invalid headers")
         return SetResponseHeaders(rid, status, str(msg.get("status_message") or ""), headers)
     if cmd == "http.write_response_data":
         try:
