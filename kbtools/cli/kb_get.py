@@ -63,6 +63,8 @@ class KbGet(Command):
         self.resolver = Resolver(args.hub or os.environ.get("KBUCKET_URL") or None)
         self.stop = threading.Event()
         urls = list(self.iter_inputs(args.urls))
+        if self.resolver.hub is None and any(url.startswith("kbucket://") for url in urls):
+            raise UsageError("kbucket:// URLs need a hub: pass --hub URL or set KBUCKET_URL")
         if args.cat:
             if len(urls) != 1:
                 raise UsageError("--cat takes exactly one URL")

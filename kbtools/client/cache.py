@@ -5,13 +5,12 @@ cache's back (a hard-linked target edited in place) is dropped and fetched again
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-READ_BLOCK = 4 * 1024 * 1024
+from kbtools.index.hashing import FileChanging, hash_file
 
 
 def default_cache_dir() -> Path:
@@ -23,30 +22,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "kbtools" / "sha1"
 
 
-def sha1_of_file(path: str | os.PathLike[str], start: int = 0,
-                 hasher: "hashlib._Hash | None" = None) -> str:
-    """SHA-1 hex of a file (or of ``hasher`` updated with the file from ``start``)."""
-    hasher = hasher or hashlib.sha1()
-    with open(path, "rb", buffering=0) as handle:
-        handle.seek(start)
-        buffer = bytearray(READ_BLOCK)
-        view = memoryview(buffer)
-        while True:
-            count = handle.readinto(buffer)
-            if not count:
-                break
-            hasher.update(view[:count])
-    return hasher.hexdigest()
-
-
 def file_matches(path: Path, sha1: str, size: int | None) -> bool:
     """True when ``path`` is a regular file with this size (if known) and SHA-1."""
     try:
         if not path.is_file() or (size is not None and path.stat().st_size != size):
             return False
-    except OSError:
+        digests, _ = hash_file(path)
+    except (OSError, FileChanging):
         return False
-    return sha1_of_file(path) == sha1
+    return digests.sha1 == sha1
 
 
 def place_file(source: Path, target: Path) -> None:

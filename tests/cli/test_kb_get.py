@@ -1,0 +1,179 @@
+"""kb-get against a loopback share and hub: records, directories, cache, errors, --cat, kill and resume."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kbtools.cli.kb_get import KbGet
+from kbtools.client.download import part_path, state_path
+
+from ..client.conftest import fill_share
+from ..client.loopback import Network, free_port
+from ..conftest import ROOT, run_cli, validate
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("KBUCKET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KBUCKET_URL", raising=False)
+    root = tmp_path / "share"
+    root.mkdir()
+    contents = fill_share(root)
+    network = Network(root).start()
+    try:
+        yield network, contents, tmp_path / "out"
+    finally:
+        network.stop()
+
+
+def get(network, *args, stdin=""):
+    result = run_cli(KbGet, "--hub", network.hub.url, "--chunk-size", "1", *args, stdin=stdin)
+    for record in result.records:
+        validate(record, "kb-get-record")
+    return result
+
+
+def test_a_file_then_notneeded(env):
+    network, contents, out = env
+    first = get(network, network.url("sub/deep.bin"), "-o", out / "deep.bin")
+    assert first.code == 0, first.stderr
+    [record] = first.records
+    assert record["status"] == "ok" and record["path"] == str(out / "deep.bin")
+    assert record["sha1"] == hashlib.sha1(contents["sub/deep.bin"]).hexdigest()
+    assert (out / "deep.bin").read_bytes() == contents["sub/deep.bin"]
+    again = get(network, network.url("sub/deep.bin"), "-o", out / "deep.bin")
+    assert again.code == 0 and again.records[0]["status"] == "notneeded"
+
+
+def test_a_directory_recursively_with_awkward_names(env):
+    network, contents, out = env
+    result = get(network, network.url(""), "-o", out)
+    assert result.code == 0, result.stderr
+    assert sorted(r["url"] for r in result.records) == sorted(network.url(rel) for rel in contents)
+    for rel, data in contents.items():
+        assert (out / rel).read_bytes() == data
+    sub = get(network, network.url("sp ace"), "-o", str(out / "two") + "/")
+    assert sub.code == 0 and (out / "two" / "sp ace" / "f #1?.txt").read_bytes() == contents["sp ace/f #1?.txt"]
+
+
+def test_sha1_urls_and_stdin(env, monkeypatch):
+    network, contents, out = env
+    sha1 = hashlib.sha1(contents["hello.txt"]).hexdigest()
+    out.mkdir()
+    monkeypatch.chdir(out)
+    result = get(network, "-", stdin=f"sha1://{sha1}/greeting.txt\nsha1://{sha1}\n")
+    assert result.code == 0, result.stderr
+    assert [r["path"] for r in result.records] == ["greeting.txt", sha1]
+    assert (out / "greeting.txt").read_bytes() == (out / sha1).read_bytes() == contents["hello.txt"]
+
+
+def test_the_cache_serves_a_second_fetch_without_the_network(env, tmp_path):
+    network, contents, out = env
+    assert get(network, network.url("sub/deep.bin"), "-o", out / "a").code == 0
+    sha1 = hashlib.sha1(contents["sub/deep.bin"]).hexdigest()
+    assert (tmp_path / "cache" / sha1[0] / sha1[1:3] / sha1).read_bytes() == contents["sub/deep.bin"]
+    network.stop()
+    offline = run_cli(KbGet, f"sha1://{sha1}/b", "-o", out / "b")
+    assert offline.code == 0, offline.stderr
+    assert offline.records[0]["status"] == "ok" and (out / "b").read_bytes() == contents["sub/deep.bin"]
+
+
+def test_no_cache_leaves_the_cache_alone(env, tmp_path):
+    network, _, out = env
+    assert get(network, "--no-cache", network.url("hello.txt"), "-o", out / "h").code == 0
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_file_and_unknown_node_are_error_records_exit_1(env):
+    network, _, out = env
+    result = get(network, network.url("no such.txt"), "kbucket://ffffffffffff/x", "-o", out)
+    assert result.code == 1
+    assert [r["status"] for r in result.records] == ["error", "error"]
+    assert "no such.txt" in result.records[0]["message"] and "ffffffffffff" in result.records[1]["message"]
+    assert not out.exists()
+    assert "Traceback" not in result.stderr
+
+
+def test_hub_down_exits_3_and_no_hub_is_a_usage_error(env):
+    network, _, out = env
+    down = run_cli(KbGet, "--hub", f"http://127.0.0.1:{free_port()}", network.url("hello.txt"), "-o", out / "h")
+    assert down.code == 3 and "connection refused" in down.records[0]["message"]
+    validate(down.records[0], "kb-get-record")
+    assert run_cli(KbGet, network.url("hello.txt")).code == 2
+
+
+def test_wrong_bytes_everywhere_is_an_error_and_no_file(env):
+    network, _, out = env
+    network.share.behaviour.wrong_bytes = network.hub.behaviour.wrong_bytes = True
+    result = get(network, network.url("sub/deep.bin"), "-o", out / "deep.bin")
+    assert result.code == 3 and "SHA-1 mismatch" in result.records[0]["message"]
+    assert list(out.iterdir()) == []
+
+
+def run_kb_get(*args, **kwargs):
+    return subprocess.run([sys.executable, str(ROOT / "bin" / "kb-get"), *map(str, args)],
+                          capture_output=True, timeout=60, **kwargs)
+
+
+def test_cat_writes_the_verified_bytes(env):
+    network, contents, _ = env
+    for extra in ([], ["--no-cache"]):
+        done = run_kb_get("--hub", network.hub.url, "--cat", *extra, network.url("ünï cødé/naïve ✓.bin"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == contents["ünï cødé/naïve ✓.bin"]
+
+
+def test_killed_half_way_then_resumed(env):
+    network, contents, out = env
+    target = out / "deep.bin"
+    network.share.behaviour.delay_per_mib = 0.2  # about a second for the file
+    process = subprocess.Popen([sys.executable, str(ROOT / "bin" / "kb-get"), "--hub", network.hub.url,
+                                "--no-cache", "--chunk-size", "1", "-j", "1", network.url("sub/deep.bin"),
+                                "-o", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if len(json.loads(state_path(target).read_text())["done"]) >= 2:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(10)
+    assert not target.exists() and part_path(target).exists()
+    done_before = len(json.loads(state_path(target).read_text())["done"])
+    assert 2 <= done_before < 4
+    network.share.behaviour = type(network.share.behaviour)()
+    result = get(network, "--no-cache", network.url("sub/deep.bin"), "-o", target)
+    assert result.code == 0 and target.read_bytes() == contents["sub/deep.bin"]
+    assert len([r for r in network.share.behaviour.requests if r.startswith("GET")]) == 4 - done_before
+    assert not part_path(target).exists() and not state_path(target).exists()
+
+
+def test_spikeinterface_reads_a_dataset_fetched_by_kb_get(tmp_path, monkeypatch):
+    from kbtools.formats.sample import write_sample_study
+
+    se = pytest.importorskip("spikeinterface.extractors")
+    monkeypatch.setenv("KBUCKET_CACHE_DIR", str(tmp_path / "cache"))
+    study = tmp_path / "study"
+    write_sample_study(study)
+    network = Network(study).start()
+    try:
+        result = run_cli(KbGet, "--hub", network.hub.url, network.url("dataset1"), "-o", tmp_path / "got")
+    finally:
+        network.stop()
+    assert result.code == 0, result.stderr
+    fetched = se.read_mda_recording(tmp_path / "got")
+    original = se.read_mda_recording(study / "dataset1")
+    assert fetched.get_num_channels() == original.get_num_channels()
+    assert (fetched.get_traces() == original.get_traces()).all()
