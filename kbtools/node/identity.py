@@ -7,6 +7,7 @@ stored and sent, so a copied original node directory keeps its id.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import tempfile
@@ -104,6 +105,7 @@ def _der_integers(der: bytes) -> list[int]:
     return values
 
 
+@functools.lru_cache(maxsize=64)
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
     """An RSA private key from PEM text.
 
