@@ -76,13 +76,30 @@ def local_url_record(text: str, *, with_sha1: bool = False) -> dict[str, Any]:
     return record
 
 
+def remote_url_record(text: str, hub: str | None) -> tuple[dict[str, Any], int]:
+    """A URL resolved by the hub: ``{url, type, sha1, size, download_urls}`` for a file,
+    ``{url, type, entries}`` for a directory, or ``{url, error, message}``; with its exit code."""
+    from kbtools.client import BadUrl, NotFound, PeerError, resolve  # requests: only for URLs
+
+    if hub is None and not text.startswith(("http://", "https://")):
+        return {"url": text, "error": "no-hub",
+                "message": "no hub to ask: pass --hub URL or set KBUCKET_URL"}, EXIT_FINDINGS
+    try:
+        return resolve(text, hub).record(), EXIT_OK
+    except (BadUrl, NotFound, PeerError) as exc:
+        code = "bad-url" if isinstance(exc, BadUrl) else "not-found" if isinstance(exc, NotFound) else "unreachable"
+        return {"url": text, "error": code, "message": str(exc)}, exc.exit_code
+
+
 class KbUrl(Command):
     name = "kb-url"
     description = (
         "Print the kbucket://NODEID/<path> URL of local files or directories inside a hosted\n"
         "directory (the nearest one above them holding .kbucket/kbnode.json with a node id).\n"
-        "One JSON record per path; a path that fails gets {path, error, message}.\n\n"
-        "Exit status: 0 ok; 1 some path failed; 2 usage."
+        "One JSON record per path; a path that fails gets {path, error, message}.\n"
+        "A kbucket://, sha1:// or http(s):// URL is resolved by the hub (--hub, else $KBUCKET_URL):\n"
+        "{url, type, sha1, size, download_urls} for a file, {url, type, entries} for a directory.\n\n"
+        "Exit status: 0 ok; 1 some path failed; 2 usage; 3 hub unreachable or misbehaving."
     )
     output_format = "ndjson"
 
@@ -90,16 +107,24 @@ class KbUrl(Command):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="local paths; - reads them from stdin")
         parser.add_argument("--sha1", action="store_true",
                             help="add the content SHA-1 and a sha1://<sha1>/<name> URL (files only)")
+        parser.add_argument("--hub", metavar="URL", help="hub that resolves URLs (default: $KBUCKET_URL)")
 
     def run(self) -> int:
         failed = 0
+        hub = self.args.hub or os.environ.get("KBUCKET_URL") or None
+        remote_code = EXIT_OK
         for text in self.iter_inputs(self.args.paths):
+            if text.startswith(URL_SCHEMES):
+                record, code = remote_url_record(text, hub)
+                remote_code = max(remote_code, code)
+                self.emit(record)
+                continue
             try:
                 self.emit(local_url_record(text, with_sha1=self.args.sha1))
             except RecordError as exc:
                 failed += 1
                 self.emit({"path": text, "error": exc.code, "message": str(exc)})
-        return EXIT_FINDINGS if failed else EXIT_OK
+        return max(remote_code, EXIT_FINDINGS if failed else EXIT_OK)
 
 
 main = KbUrl.main
