@@ -110,7 +110,11 @@ def canonical_json(obj: Any) -> str:
     ordered, slow = _js_order(obj)
     text = _dump_slow(ordered) if slow else json.dumps(ordered, separators=(",", ":"),
                                                          ensure_ascii=False)
-    return _fix_surrogates(text) if _SURROGATE.search(text) else text
+    try:
+        text.encode("utf-8")  # fails only on lone surrogates; much faster than a regex search
+    except UnicodeEncodeError:
+        return _fix_surrogates(text)
+    return text
 
 
 def canonical_bytes(obj: Any) -> bytes:
