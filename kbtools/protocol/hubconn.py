@@ -235,6 +235,12 @@ class ChildConnection:
         self.credit[request_id] += nbytes
         return fastpath.encode_credit(request_id, nbytes)
 
+    def top_hub_url_changed(self) -> list[str]:
+        """Frames to send after `hub.top_hub_url` changed: `set_top_hub_url` for a child hub only."""
+        if self.closed or not self.registered or self.node_type != "hub":
+            return []
+        return [canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields())]
+
     def acknowledge_data(self) -> str | None:
         """The `ok` withheld for a write_response_data (defer_data_ack), or None if none is owed."""
         if self.unacked_data <= 0 or self.closed:

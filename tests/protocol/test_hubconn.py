@@ -80,9 +80,13 @@ def test_recorded_child_frames_are_accepted_with_the_recorded_replies():
     assert "1e7720a3460b8a84ac4ba27880d64526a3872f1c" not in leaf.node_data["files_by_sha1"]
 
 
-def test_confirm_registration_and_set_top_hub_url_for_a_child_hub():
+def test_set_top_hub_url_goes_to_child_hubs_only():
     conn, registry = registered("childhub")
     assert conn.node_type == "hub" and registry.child_hubs
+    conn.hub.top_hub_url = "http://top:1"
+    assert conn.top_hub_url_changed() == ['{"command":"set_top_hub_url","top_hub_url":"http://top:1"}']
+    leaf, _ = registered("share")
+    assert leaf.top_hub_url_changed() == []
 
 
 def test_wrong_passcode():
