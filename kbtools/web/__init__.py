@@ -6,7 +6,10 @@ it (spec §4, plus the kbtools routes ``/api/self`` and ``/<id>/api/dataset/<pat
 """
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -51,6 +54,26 @@ async def static_file(request: web.Request) -> web.StreamResponse:
                                                         "Content-Type": content_type})
 
 
-def routes() -> list[web.RouteDef]:
-    """The page's routes, for ``app.add_routes(kbtools.web.routes())`` on the hub's application."""
-    return [web.get("/", index), web.get("/static/{name}", static_file)]
+NodeinfoSource = Callable[[], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+
+
+def self_route(own_nodeinfo: NodeinfoSource) -> web.RouteDef:
+    """``GET /api/self``: the serving hub's own nodeinfo, so that ``/`` can show the hub without its id."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        answer = own_nodeinfo()
+        if inspect.isawaitable(answer):
+            answer = await answer
+        # Spec §4.1: 4-space JSON and CORS `*`, like every answer of the API.
+        return web.Response(text=json.dumps(answer, indent=4, ensure_ascii=False),
+                            content_type="application/json", charset="utf-8",
+                            headers={"Access-Control-Allow-Origin": "*"})
+    return web.get("/api/self", handler)
+
+
+def routes(own_nodeinfo: NodeinfoSource) -> list[web.RouteDef]:
+    """The page's routes for the hub's application: ``app.add_routes(kbtools.web.routes(f))``.
+
+    ``own_nodeinfo()`` returns (or resolves to) the hub's own nodeinfo answer, the body of
+    ``/<hub id>/api/nodeinfo``; it is served at ``/api/self``.
+    """
+    return [web.get("/", index), web.get("/static/{name}", static_file), self_route(own_nodeinfo)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -10,6 +11,8 @@ from multidict import CIMultiDict
 import kbtools.web
 
 
+OWN_NODEINFO = {"success": True, "info": {"node_id": "d0d90d53e2d5", "node_type": "hub", "name": "hüb"},
+                "child_hubs": {}, "child_leaf_nodes": {}}
 Answer = tuple[int, CIMultiDict[str], bytes]
 
 
@@ -17,7 +20,7 @@ def fetch_all(requests: list[tuple[str, str]], headers: dict[str, str] | None = 
     """Serve only the page's routes on 127.0.0.1 and make each (method, path) request."""
     async def run() -> list[Answer]:
         app = web.Application()
-        app.add_routes(kbtools.web.routes())
+        app.add_routes(kbtools.web.routes(lambda: OWN_NODEINFO))
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             answers = []
             for method, path in requests:
@@ -63,3 +66,25 @@ def test_head_and_revalidation_work():
     assert headers["Cache-Control"] == "no-cache"
     [(status, _, _)] = fetch_all([("GET", "/static/app.js")], headers={"If-None-Match": headers["ETag"]})
     assert status == 304
+
+
+def test_api_self_is_the_hubs_own_nodeinfo():
+    [(status, headers, body)] = fetch_all([("GET", "/api/self")])
+    assert status == 200
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert json.loads(body) == OWN_NODEINFO
+
+
+def test_api_self_may_come_from_a_coroutine():
+    async def own_nodeinfo():
+        return OWN_NODEINFO
+
+    async def run() -> tuple[int, bytes]:
+        app = web.Application()
+        app.add_routes(kbtools.web.routes(own_nodeinfo))
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            response = await client.get("/api/self")
+            return response.status, await response.read()
+    status, body = asyncio.run(run())
+    assert status == 200 and json.loads(body) == OWN_NODEINFO
