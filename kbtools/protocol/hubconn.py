@@ -134,13 +134,13 @@ class ChildRegistry:
         if conn.node_type == "leaf":
             if len(self.leaves) >= self.limits.max_leaves:
                 return "Error adding leaf: Exceeded maximum number of child leaf connections."
-            if conn.node_id in self.leaves:
+            if conn.node_id in self.leaves or conn.node_id in self.child_hubs:
                 return f"Error adding leaf: A connected leaf with id={conn.node_id} already exists."
             self.leaves[conn.node_id] = conn
         else:
             if len(self.child_hubs) >= self.limits.max_child_hubs:
                 return "Error adding child hub: Exceeded maximum number of child hub connections."
-            if conn.node_id in self.child_hubs:
+            if conn.node_id in self.child_hubs or conn.node_id in self.leaves:
                 return f"Error adding child hub: A connected child hub with id={conn.node_id} already exists."
             self.child_hubs[conn.node_id] = conn
         return None
@@ -190,7 +190,11 @@ class ChildConnection:
     # -- public API
 
     def receive_frame(self, text: str | bytes, now: float) -> Outcome:
-        """Handle one received frame (text; binary only on the fast path). Never raises."""
+        """Handle one received frame (text; binary only on the fast path). Never raises.
+
+        `now` is the hub's clock in seconds since the epoch (time.time()); frame timestamps are
+        checked against it.
+        """
         if self.closed:
             return Outcome()
         self.last_received = now

@@ -157,3 +157,23 @@ def test_response_chunks_are_at_most_64_kib_base64_and_signed():
     assert len(frames) == 1 and pair.leaf.pending() == 1
     msg = json.loads(frames[0])["message"]
     assert msg["command"] == "http.write_response_data" and len(msg["data_base64"]) == 87384
+
+
+def test_a_hub_uses_the_same_link_to_its_parent():
+    """A child hub registers as a hub, receives set_top_hub_url first, then reports its subtree."""
+    from kbtools.protocol.leafconn import TopHubUrl
+    from kbtools.protocol.routing import hub_node_data
+
+    registry = ChildRegistry()
+    parent = ChildConnection(HubInfo({"name": "top"}, "hubpass", "http://top:1"), registry, NOW)
+    cfg = kbnode("childhub")
+    link = ParentLink(Signer(identity("childhub")), register_info(cfg, cfg["listen_url"], "hub"), "hubpass")
+    out = parent.receive_frame(link.connection_opened(NOW_MS)[0], NOW)
+    events = []
+    for frame in out.replies:
+        events += link.receive_frame(frame, NOW_MS).events
+    assert isinstance(events[0], TopHubUrl) and events[0].url == "http://top:1"
+    assert isinstance(events[1], Registered) and link.top_hub_url == "http://top:1"
+    data = hub_node_data(link.signer.node_id, ChildRegistry())
+    out = parent.receive_frame(link.report_node_data(data, NOW_MS)[0], NOW)
+    assert out.replies == ['{"message":"ok"}'] and parent.node_data == data
