@@ -33,8 +33,8 @@ demo: venv
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The conda package, built and tried offline (docs/packaging.md): dist/conda/kbtools-*.conda.
-conda: test-deps
+# The conda package, built and tried offline (docs/packaging.md): a channel in dist/conda/.
+conda: $(VENV)/.test-deps
 	$(PY) conda-recipe/build.py build
 
 clean:
