@@ -130,6 +130,7 @@ class ParentLink:
         self.queue: deque[str | bytes] = deque()
         self.credit: dict[str, int] = {}
         self.open_requests: set[str] = set()
+        self._queued_report: str | None = None  # at most one report waits (a silent hub must not grow the queue)
 
     # -- connection
 
@@ -218,9 +219,10 @@ class ParentLink:
                          data_hash: str | None = None) -> list[str | bytes]:
         """Queue a report: full `data` when it changed since the last report, else `data_nochange`.
 
-        Before registration nothing is queued (the first report follows confirm_registration).
+        Before registration, or while an earlier report still waits in the queue, nothing is queued.
+        Pass `data_hash` when known (object_hash of a large index costs time).
         """
-        if not self.registered:
+        if not self.registered or self._queued_report is not None:
             return []
         h = data_hash or object_hash(data)
         if h == self.last_reported_hash:
@@ -228,7 +230,10 @@ class ParentLink:
         else:
             report = ReportNodeData(h, data=data)
         self.last_reported_hash = h
-        return self._queue_text(report.to_fields(), now_ms)
+        frame = self.signer.frame(report.to_fields(), now_ms)
+        self._queued_report = frame
+        self.queue.append(frame)
+        return self._drain()
 
     def response_budget(self, request_id: str) -> int:
         """How many response bytes the caller may hand over now (0: wait for the hub)."""
@@ -297,5 +302,8 @@ class ParentLink:
                 if self.awaiting_response:
                     break
                 self.awaiting_response = True
-            out.append(self.queue.popleft())
+            frame = self.queue.popleft()
+            if frame is self._queued_report:
+                self._queued_report = None
+            out.append(frame)
         return out

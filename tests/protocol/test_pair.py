@@ -129,8 +129,12 @@ def test_polite_alternation_queues_until_a_frame_arrives():
     a = pair.leaf.report_node_data({"files_by_sha1": {}}, NOW_MS)
     b = pair.leaf.report_node_data({"files_by_sha1": {"x": {"path": "p", "size": 1}}}, NOW_MS)
     assert len(a) == 1 and b == [] and pair.leaf.pending() == 1
+    # While that report waits, further reports are not queued (a silent hub cannot grow the queue).
+    assert pair.leaf.report_node_data({"files_by_sha1": {"y": {"path": "q", "size": 1}}}, NOW_MS) == []
+    assert pair.leaf.pending() == 1
     out = pair.leaf.receive_frame('{"message":"ok"}', NOW_MS)
     assert len(out.send) == 1 and json.loads(out.send[0])["message"]["data"]["files_by_sha1"]["x"]
+    assert pair.leaf.pending() == 0
 
 
 def test_leaf_handles_hub_error_and_unexpected_commands():
