@@ -67,7 +67,7 @@ def test_recipes_agree_with_pyproject(capsys):
 
 
 def test_copy_of_project_is_faithful(project):
-    assert new_problems(project) == list(problems_of_checkout())
+    assert conda.check_recipes(project) == list(problems_of_checkout())
 
 
 def test_command_missing_from_recipe_is_named(project):
