@@ -259,8 +259,10 @@ def parse_response_message(msg: dict[str, Any]) -> SetResponseHeaders | WriteRes
         headers = msg.get("headers")
         if not (isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999):
             raise RemoteProtocolError("Invalid status")
-        if not isinstance(headers, dict):
-            raise RemoteProtocolError("Invalid headers")
+        if not isinstance(headers, dict) or not all(
+                isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                for v in headers.values()):
+            raise RemoteProtocolError("Invalid headers")  # values: a string or a list of strings
         return SetResponseHeaders(rid, status, str(msg.get("status_message") or ""), headers)
     if cmd == "http.write_response_data":
         try:

@@ -266,3 +266,37 @@ def test_disconnect_mid_response_fails_the_pending_request():
     out = conn.connection_lost("socket closed")
     assert isinstance(out.events[0], ResponseError) and out.events[0].request_id == "abcdefgh"
     assert not registry.leaves
+
+
+ODD_VALUES = [None, True, 0, -1, 1.5, 1e308, "", "x" * 5000, [], [1, "a"], {}, {"a": {"b": None}}]
+
+
+@pytest.mark.parametrize("fields", [
+    {"command": "register_child_node", "info": {"name": "n"}, "passcode": "hubpass"},
+    {"command": "report_node_data", "data": {"files_by_sha1": {}}, "data_hash": "h"},
+    {"command": "http.set_response_headers", "status": 200, "status_message": "OK", "headers": {},
+     "request_id": "abcdEFGH", "message_type": "http"},
+    {"command": "http.write_response_data", "data_base64": "eA==", "request_id": "abcdEFGH",
+     "message_type": "http"},
+])
+def test_signed_frames_with_odd_field_values_never_raise(fields):
+    """Every field replaced by every odd value, signed properly: the hub answers, never raises."""
+    signer = Signer(identity("share"))
+    for key in fields:
+        for value in ODD_VALUES:
+            conn, _ = registered()
+            conn.open_request("abcdEFGH")
+            out = conn.receive_frame(signer.frame({**fields, key: value}, NOW_MS), NOW)
+            assert out.replies or out.events or out.close
+            if out.close:
+                assert json.loads(out.replies[0])["error"].endswith(". Closing websocket.")
+
+
+def test_response_header_values_must_be_strings():
+    conn, _ = registered()
+    conn.open_request("abcdEFGH")
+    frame = Signer(identity("share")).frame(
+        {"command": "http.set_response_headers", "status": 200, "status_message": "OK",
+         "headers": {"set-cookie": ["a", "b"], "content-length": 5}, "request_id": "abcdEFGH",
+         "message_type": "http"}, NOW_MS)
+    assert error_of(conn.receive_frame(frame, NOW)) == "Invalid headers. Closing websocket."
