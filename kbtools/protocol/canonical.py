@@ -57,6 +57,23 @@ def js_number(x: float | int) -> str:
     return sign + body
 
 
+def _needs_js_fixup(obj: Any) -> bool:
+    """True if JSON.stringify would differ from json.dumps: integer-like keys or floats inside."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for k in item:
+                if k[:1].isdigit() and is_array_index(k):
+                    return True
+            stack.extend(v for v in item.values() if not isinstance(v, (str, int)) or isinstance(v, float))
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            return True
+    return False
+
+
 def _js_order(obj: Any) -> tuple[Any, bool]:
     """A copy with JS key order and integral floats as ints; flag if a non-integral float remains."""
     if isinstance(obj, dict):
@@ -107,7 +124,10 @@ def _dump_str(s: str) -> str:
 
 def canonical_json(obj: Any) -> str:
     """`JSON.stringify(obj)` of a JSON value (dicts, lists, str, int, float, bool, None)."""
-    ordered, slow = _js_order(obj)
+    if _needs_js_fixup(obj):
+        ordered, slow = _js_order(obj)
+    else:
+        ordered, slow = obj, False
     text = _dump_slow(ordered) if slow else json.dumps(ordered, separators=(",", ":"),
                                                          ensure_ascii=False)
     try:

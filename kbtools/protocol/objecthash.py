@@ -27,6 +27,13 @@ def _utf16_key(s: str) -> bytes:
     return s.encode("utf-16-be", "surrogatepass")
 
 
+def _sorted_keys(obj: dict[str, Any]) -> list[str]:
+    # For keys without astral characters, code-point order is UTF-16 code-unit order.
+    if all(k.isascii() for k in obj):
+        return sorted(obj)
+    return sorted(obj, key=_utf16_key)
+
+
 def _ser(obj: Any, out: list[str], first: list[bool]) -> None:
     if obj is None:
         out.append("Null")
@@ -49,11 +56,18 @@ def _ser(obj: Any, out: list[str], first: list[bool]) -> None:
             out.append(_ROOT_PREFIX)
         else:
             out.append(_LATER_PREFIX)
-        for key in sorted(obj, key=_utf16_key):
-            _ser(key, out, first)
-            out.append(":")
-            _ser(obj[key], out, first)
-            out.append(",")
+        append = out.append
+        for key in _sorted_keys(obj):
+            value = obj[key]
+            # Inline the two commonest cases (ASCII strings and ints): node data is mostly these.
+            append(f"string:{len(key) if key.isascii() else _utf16_len(key)}:{key}:")
+            if type(value) is str and value.isascii():
+                append(f"string:{len(value)}:{value},")
+            elif type(value) is int:
+                append(f"number:{value},")
+            else:
+                _ser(value, out, first)
+                append(",")
     else:
         raise TypeError(f"object_hash: not JSON data: {type(obj).__name__}")
 
