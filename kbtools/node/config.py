@@ -106,7 +106,7 @@ def prepare_node(node_dir: Path, node_type: str) -> PreparedNode:
     node_dir = Path(node_dir).resolve()
     messages: list[str] = []
     kb = node_dir / KBUCKET_DIR
-    if not kb.is_dir():
+    if not config_path(node_dir).exists():
         messages.append(f"Creating {node_type} configuration in {kb} ...")
         kb.mkdir(parents=True, exist_ok=True)
         save_config(node_dir, {"node_type": node_type})

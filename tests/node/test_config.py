@@ -157,3 +157,11 @@ def test_listen_settings():
     assert parent_hub_url({"parent_hub_url": "."}) is None
     assert websocket_url("http://127.0.0.1:63240") == "ws://127.0.0.1:63240/"
     assert websocket_url("https://kb.example.org/hub") == "wss://kb.example.org/hub"
+
+
+def test_keys_without_config_keep_their_id(tmp_path):
+    (tmp_path / ".kbucket").mkdir()
+    for name in ("private.pem", "public.pem"):
+        shutil.copy(NODES / "share2" / name, tmp_path / ".kbucket" / name)
+    node = prepare_node(tmp_path, "leaf")
+    assert node.node_id == "3e483bd811d8" and load_config(tmp_path)["node_type"] == "leaf"
