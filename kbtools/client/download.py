@@ -196,6 +196,45 @@ class Sources:
             self.failures[url] = 0
 
 
+class PrefixHasher:
+    """The SHA-1 of the longest prefix of the file written so far.
+
+    A worker writing right at the end of that prefix hashes its bytes at once, while they are still
+    in the CPU cache; bytes written ahead of it (by the other workers) are read back later.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.offset = 0
+        self.sha1 = hashlib.sha1()
+        self.lock = threading.Lock()
+        self.buffer = bytearray(HASH_BLOCK)
+
+    def feed(self, position: int, data: bytes) -> None:
+        if position != self.offset:  # cheap test first: most writes are not at the frontier
+            return
+        with self.lock:
+            if position == self.offset:
+                self.sha1.update(data)
+                self.offset += len(data)
+
+    def catch_up(self, limit: int) -> bool:
+        """Hash up to one block of the file below ``limit``; False when there was nothing to do."""
+        with self.lock:
+            if self.offset >= limit:
+                return False
+            view = memoryview(self.buffer)[: min(HASH_BLOCK, limit - self.offset)]
+            count = os.preadv(self.fd, [view], self.offset)
+            if count <= 0:
+                raise ClientError("the partial file was truncated while downloading")
+            self.sha1.update(view[:count])
+            self.offset += count
+            return True
+
+    def hexdigest(self) -> str:
+        return self.sha1.hexdigest()
+
+
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -297,8 +336,9 @@ class Download:
         pending.reverse()  # pop() hands out chunks in file order, so the hasher keeps up
         ready = threading.Condition()
         errors: list[BaseException] = []
-        done_flags = [i in state.done for i in range(count)]
-
+        # Per chunk, the end of the bytes written so far (all of it for chunks done earlier).
+        self.written = [self._chunk_span(i, state)[1 if i in state.done else 0] for i in range(count)]
+        self.hasher = PrefixHasher(fd)
         self.abort.clear()
 
         def work() -> None:
@@ -317,27 +357,22 @@ class Download:
                     return
                 state.mark(index)
                 with ready:
-                    done_flags[index] = True
                     ready.notify_all()
 
         workers = [threading.Thread(target=work, daemon=True, name=f"kb-get-{n}")
                    for n in range(max(1, min(self.options.parallel, len(pending))))]
-        hasher = hashlib.sha1()
-        hashed = 0  # chunks hashed so far
         for worker in workers:
             worker.start()
         try:
-            while hashed < count:
-                with ready:
-                    while not done_flags[hashed] and not errors and not self.stop.is_set():
-                        ready.wait(0.2)
-                    if errors:
-                        break
-                    if self.stop.is_set():
-                        raise Stopped(f"stopped; {part_path(self.target)} is kept for a resume")
-                start, end = self._chunk_span(hashed, state)
-                self._hash_range(fd, start, end, hasher)
-                hashed += 1
+            while self.hasher.offset < state.size:
+                if errors:
+                    break
+                if self.stop.is_set():
+                    raise Stopped(f"stopped; {part_path(self.target)} is kept for a resume")
+                limit = self.written[self.hasher.offset // state.chunk_size]
+                if not self.hasher.catch_up(limit):
+                    with ready:
+                        ready.wait(0.05)  # a worker hashes what it writes at the frontier meanwhile
         except BaseException:
             self.abort.set()
             raise
@@ -350,17 +385,7 @@ class Download:
             if isinstance(error, ClientError):
                 raise error
             raise PeerError(f"download failed: {error}") from error
-        return hasher.hexdigest()
-
-    @staticmethod
-    def _hash_range(fd: int, start: int, end: int, hasher: "hashlib._Hash") -> None:
-        position = start
-        while position < end:
-            data = os.pread(fd, min(HASH_BLOCK, end - position), position)
-            if not data:
-                raise ClientError("the partial file was truncated while downloading")
-            hasher.update(data)
-            position += len(data)
+        return self.hasher.hexdigest()
 
     # -- one chunk ---------------------------------------------------------------------------------
     def session(self) -> requests.Session:
@@ -377,7 +402,7 @@ class Download:
                 raise Stopped("stopped")
             url = sources.current()
             try:
-                position = self._fetch_range(fd, url, position, end, state.size)
+                position = self._fetch_range(fd, url, index, position, end, state.size)
                 sources.succeeded(url)
             except _RangeFailure as failure:
                 progress_made = failure.position > position
@@ -389,7 +414,7 @@ class Download:
                     self.abort.wait(delay)
                     delay = min(delay * 2, 5.0)
 
-    def _fetch_range(self, fd: int, url: str, position: int, end: int, size: int) -> int:
+    def _fetch_range(self, fd: int, url: str, index: int, position: int, end: int, size: int) -> int:
         headers = {"Range": f"bytes={position}-{end - 1}", "Accept-Encoding": "identity"}
         try:
             response = self.session().get(url, headers=headers, stream=True, timeout=self.options.timeout)
@@ -426,7 +451,9 @@ class Download:
                     os.pwrite(fd, data, position)
                 except OSError as exc:
                     raise ClientError(f"cannot write {part_path(self.target)}: {exc.strerror}") from None
+                self.hasher.feed(position, data)
                 position += len(data)
+                self.written[index] = position
                 with self.fetched_lock:
                     self.fetched += len(data)
                 self.progress(len(data))
