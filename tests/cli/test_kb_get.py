@@ -177,3 +177,40 @@ def test_spikeinterface_reads_a_dataset_fetched_by_kb_get(tmp_path, monkeypatch)
     original = se.read_mda_recording(study / "dataset1")
     assert fetched.get_num_channels() == original.get_num_channels()
     assert (fetched.get_traces() == original.get_traces()).all()
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "..", "a/b"])
+def test_a_hub_listing_unsafe_names_writes_nothing_outside(env, name):
+    network, _, out = env
+    network.hub.behaviour.extra_entries = [name]
+    result = get(network, network.url(""), "-o", out / "inside")
+    assert result.code == 3 and "unsafe entry name" in result.records[-1]["message"]
+    assert not (out / "escape.txt").exists() and not (out / "b").exists()
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, to see the progress bar."""
+
+    def __init__(self):
+        self.text = []
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text.append(text)
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_only_on_a_terminal(env):
+    import io
+
+    network, _, out = env
+    plain = get(network, network.url("sub/deep.bin"), "-o", out / "a")
+    assert plain.stderr == ""
+    terminal = _Terminal()
+    code = KbGet(["--hub", network.hub.url, network.url("sub/deep.bin"), "-o", str(out / "b"), "--no-cache"],
+                 output_file=io.StringIO(), error_file=terminal).execute()
+    assert code == 0 and "deep.bin" in "".join(terminal.text)

@@ -48,6 +48,7 @@ class Behaviour:
     stop_on_die: bool = False  # and then stop the whole server (a hub that dies mid-transfer)
     delay_per_mib: float = 0.0  # seconds to sleep per MiB sent (to kill a client mid-way)
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
+    extra_entries: list[str] = field(default_factory=list)  # names readdir adds (hostile ones)
     requests: list[str] = field(default_factory=list)  # "METHOD path Range" of every request
     bytes_sent: int = 0
 
@@ -143,6 +144,8 @@ class Server:
                 dirs.append({"name": child.name})
             else:
                 files.append({"name": child.name, "size": child.stat().st_size, "prv": prv_of(child)})
+        for name in self.behaviour.extra_entries:
+            files.append({"name": name, "size": 1, "prv": prv_of(self.network.root / "hello.txt")})
         return json_response({"success": True, "files": files, "dirs": dirs})
 
     async def prv(self, request: web.Request) -> web.Response:
