@@ -19,7 +19,7 @@ from kbtools.client import (
     fetch_file,
     parse_url,
 )
-from kbtools.client.download import MAX_CHUNK, MIN_CHUNK, MiB
+from kbtools.client.download import MAX_CHUNK, MIN_CHUNK, HostHealth, MiB
 from kbtools.client.urls import Sha1Ref
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
 
@@ -62,6 +62,7 @@ class KbGet(Command):
         self.cache = None if args.no_cache else Sha1Cache()
         self.resolver = Resolver(args.hub or os.environ.get("KBUCKET_URL") or None)
         self.stop = threading.Event()
+        self.health = HostHealth()  # shared by the files of this run
         urls = list(self.iter_inputs(args.urls))
         if self.resolver.hub is None and any(url.startswith("kbucket://") for url in urls):
             raise UsageError("kbucket:// URLs need a hub: pass --hub URL or set KBUCKET_URL")
@@ -126,7 +127,8 @@ class KbGet(Command):
     def get_file(self, resolution: Resolution, path: Path, started: float) -> tuple[dict[str, Any], int]:
         try:
             with self.progress_bar(resolution) as progress:
-                outcome = fetch_file(resolution, path, self.cache, self.options, progress, self.stop)
+                outcome = fetch_file(resolution, path, self.cache, self.options, progress, self.stop,
+                                     self.health)
         except KbError as exc:
             return self.error_record(resolution.url, path, exc, started, resolution.sha1, resolution.size)
         record = self.record(resolution.url, path, resolution.sha1, resolution.size, outcome.status, started)
@@ -164,7 +166,7 @@ class KbGet(Command):
                 scratch = tempfile.mkdtemp(prefix="kb-get-")
                 source = Path(scratch) / "file"
             with self.progress_bar(resolution) as progress:
-                fetch_file(resolution, source, None, self.options, progress, self.stop)
+                fetch_file(resolution, source, None, self.options, progress, self.stop, self.health)
             with open(source, "rb") as handle:
                 shutil.copyfileobj(handle, stream, 1024 * 1024)
             stream.flush()

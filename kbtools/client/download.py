@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import requests
 
@@ -131,15 +132,55 @@ def chunk_count(size: int, chunk_size: int) -> int:
     return (size + chunk_size - 1) // chunk_size
 
 
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class HostHealth:
+    """What the downloads of one run learnt about each host (scheme://host:port).
+
+    A host that answered a probe is not probed again; one that refused or timed out is not tried
+    again: a directory of many files through an unreachable share then costs one timeout, not one
+    per file.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.alive: set[str] = set()
+        self.dead: dict[str, str] = {}
+
+    def is_dead(self, url: str) -> str:
+        with self.lock:
+            return self.dead.get(origin_of(url), "")
+
+    def is_alive(self, url: str) -> bool:
+        with self.lock:
+            return origin_of(url) in self.alive
+
+    def record(self, url: str, reason: str) -> None:
+        """After a probe: '' when the host answered, else why it could not be reached."""
+        with self.lock:
+            if reason:
+                self.dead.setdefault(origin_of(url), reason)
+            else:
+                self.alive.add(origin_of(url))
+
+
+#: Probe failures that say the host is out of reach (rather than this one URL being wrong).
+UNREACHABLE = ("connection refused", "timed out", "unknown host", "connection reset", "connection aborted")
+
+
 class Sources:
     """The download URLs in order of preference, each dropped after it fails for good."""
 
     def __init__(self, urls: list[str], size: int | None, options: DownloadOptions,
-                 session: requests.Session) -> None:
+                 session: requests.Session, health: HostHealth | None = None) -> None:
         self.urls = list(urls)
         self.size = size
         self.options = options
         self.session = session
+        self.health = health or HostHealth()
         self.lock = threading.Lock()
         self.dead: dict[str, str] = {}
         self.probed: set[str] = set()
@@ -153,7 +194,10 @@ class Sources:
                 if url in self.dead:
                     continue
                 if url not in self.probed:
-                    reason = self._probe(url)
+                    # A host known to answer needs no probe when the size is known: the first
+                    # Range answer (status, Content-Range total) checks the same things.
+                    reason = self.health.is_dead(url) or (
+                        "" if self.size is not None and self.health.is_alive(url) else self._probe(url))
                     if reason:
                         self.dead[url] = reason
                         continue
@@ -173,7 +217,11 @@ class Sources:
             response = self.session.head(url, timeout=self.options.probe_timeout,
                                          headers={"Accept-Encoding": "identity"}, allow_redirects=True)
         except requests.RequestException as exc:
-            return describe(exc)
+            reason = describe(exc)
+            if reason in UNREACHABLE:
+                self.health.record(url, reason)
+            return reason
+        self.health.record(url, "")
         if response.status_code != 200:
             return f"HTTP {response.status_code}"
         length = response.headers.get("Content-Length")
@@ -244,7 +292,7 @@ class Download:
     def __init__(self, urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
                  options: DownloadOptions | None = None,
                  progress: Callable[[int], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, health: HostHealth | None = None) -> None:
         if not urls:
             raise PeerError("no download URL to try")
         self.urls = list(urls)
@@ -254,6 +302,7 @@ class Download:
         self.options = options or DownloadOptions()
         self.progress = progress or (lambda count: None)
         self.stop = stop or threading.Event()
+        self.health = health or HostHealth()
         self.local = threading.local()
         self.abort = threading.Event()  # ends the current round (a worker failed, or stop)
         self.fetched = 0
@@ -280,7 +329,7 @@ class Download:
     def _run_locked(self, fd: int, part: Path) -> DownloadResult:
         remaining = list(self.urls)
         used_all: list[str] = []
-        sources = Sources(remaining, self.size, self.options, self.session())
+        sources = Sources(remaining, self.size, self.options, self.session(), self.health)
         if self.size is None:
             sources.current()  # the first probe learns the size from Content-Length
             self.size = sources.size
@@ -321,7 +370,7 @@ class Download:
                 )
             with state.lock:
                 state.done = set()
-            sources = Sources(remaining, size, self.options, self.session())
+            sources = Sources(remaining, size, self.options, self.session(), self.health)
 
     def _chunk_span(self, index: int, state: PartState) -> tuple[int, int]:
         start = index * state.chunk_size
@@ -465,6 +514,6 @@ class Download:
 def download(urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
              options: DownloadOptions | None = None,
              progress: Callable[[int], None] | None = None,
-             stop: threading.Event | None = None) -> DownloadResult:
+             stop: threading.Event | None = None, health: HostHealth | None = None) -> DownloadResult:
     """Download ``sha1`` from the first working URL of ``urls`` into ``target``, verified."""
-    return Download(urls, target, sha1, size, options, progress, stop).run()
+    return Download(urls, target, sha1, size, options, progress, stop, health).run()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import Sha1Cache, file_matches, place_file
-from .download import DownloadOptions, download
+from .download import DownloadOptions, HostHealth, download
 from .errors import ClientError
 from .resolve import Resolution
 
@@ -24,7 +24,7 @@ class FetchOutcome:
 def fetch_file(resolution: Resolution, target: str | os.PathLike[str], cache: Sha1Cache | None,
                options: DownloadOptions | None = None,
                progress: Callable[[int], None] | None = None,
-               stop: threading.Event | None = None) -> FetchOutcome:
+               stop: threading.Event | None = None, health: HostHealth | None = None) -> FetchOutcome:
     """Put the verified bytes of ``resolution`` (a file) at ``target``."""
     target = Path(target)
     if resolution.sha1 is None:
@@ -39,7 +39,7 @@ def fetch_file(resolution: Resolution, target: str | os.PathLike[str], cache: Sh
         if cached is not None and cached != target:
             place_file(cached, target)
             return FetchOutcome(target, "ok", "cache", 0)
-    result = download(resolution.download_urls, target, sha1, resolution.size, options, progress, stop)
+    result = download(resolution.download_urls, target, sha1, resolution.size, options, progress, stop, health)
     if cache is not None and cache.path_for(sha1) != target:
         cache.store(target, sha1)
     return FetchOutcome(target, "ok", "network", result.bytes_fetched)

@@ -194,6 +194,7 @@ class Resolver:
         self.hub = strip_base(hub) if hub else None
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.share_bases: dict[tuple[str, str], list[str]] = {}  # (hub, node id) -> download bases
 
     def api(self, base: str | None = None) -> HubApi:
         base = base or self.hub
@@ -279,7 +280,15 @@ class Resolver:
         if entry.sha1 is None:
             raise NotFound(f"{entry.url}: not indexed yet by its share")
         api = self.api(directory.hub)
-        urls = self.share_file_urls(api, ref.node_id, ref.path, entry.sha1)
+        key = (api.base, ref.node_id)
+        bases = self.share_bases.get(key)
+        if bases:
+            urls = [download_url(base, ref.node_id, ref.path) for base in bases]
+        else:
+            urls = self.share_file_urls(api, ref.node_id, ref.path, entry.sha1)
+            # The same share is reached the same ways for every file: one find per directory walk.
+            tail = download_url("", ref.node_id, ref.path)
+            self.share_bases[key] = [url[: -len(tail)] for url in urls if url.endswith(tail)]
         return Resolution(entry.url, "file", entry.name, ref.node_id, ref.path, entry.sha1,
                           entry.size, urls, hub=api.base)
 

@@ -214,3 +214,13 @@ def test_progress_bar_only_on_a_terminal(env):
     code = KbGet(["--hub", network.hub.url, network.url("sub/deep.bin"), "-o", str(out / "b"), "--no-cache"],
                  output_file=io.StringIO(), error_file=terminal).execute()
     assert code == 0 and "deep.bin" in "".join(terminal.text)
+
+
+def test_a_directory_through_the_hub_costs_one_find_and_one_probe(env):
+    network, contents, out = env
+    network.share.stop()  # only the hub can reach the share
+    result = get(network, network.url(""), "-o", out)
+    assert result.code == 0, result.stderr
+    assert all((out / rel).read_bytes() == data for rel, data in contents.items())
+    kinds = [line.split(" ", 1)[0] for line in network.hub.behaviour.requests]
+    assert kinds.count("FIND") == 1 and kinds.count("HEAD") == 1

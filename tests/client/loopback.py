@@ -49,7 +49,7 @@ class Behaviour:
     delay_per_mib: float = 0.0  # seconds to sleep per MiB sent (to kill a client mid-way)
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
     extra_entries: list[str] = field(default_factory=list)  # names readdir adds (hostile ones)
-    requests: list[str] = field(default_factory=list)  # "METHOD path Range" of every request
+    requests: list[str] = field(default_factory=list)  # "METHOD path Range" of downloads and finds
     bytes_sent: int = 0
 
 
@@ -112,6 +112,7 @@ class Server:
         return None
 
     async def find(self, request: web.Request) -> web.Response:
+        self.behaviour.requests.append(f"FIND {request.path} -")
         if self.role != "hub":
             return json_response({"error": "Cannot find. This is not a hub."}, 500)
         if "id" in request.match_info and request.match_info["id"] != self.network.node_id:
