@@ -27,8 +27,9 @@ CACHE_FILE_NAME = "index-cache.sqlite3"
 SCHEMA_VERSION = 1
 #: Coarse filesystems keep mtimes to the second (or two): stay on the safe side.
 RACY_MARGIN_NS = 2_000_000_000
-#: Commit hashed rows at least this often, so a killed run loses little work.
+#: Commit hashed rows at least this often, and every so many rows, so a killed run loses little.
 COMMIT_INTERVAL_S = 1.0
+COMMIT_ROWS = 256
 
 
 class FileRecord(NamedTuple):
@@ -66,6 +67,7 @@ class IndexCache:
         self._lock = threading.Lock()
         self._last_commit = time.monotonic()
         self._dirty = False
+        self._pending_rows = 0
         self._db: sqlite3.Connection | None = None
         try:
             if create:
@@ -143,7 +145,7 @@ class IndexCache:
         return FileRecord._make(row) if row else None
 
     def put(self, record: FileRecord) -> None:
-        """Store a record; committed within :data:`COMMIT_INTERVAL_S` or on :meth:`flush`."""
+        """Store a record; committed after :data:`COMMIT_ROWS` rows, :data:`COMMIT_INTERVAL_S`, or :meth:`flush`."""
         self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [tuple(record)])
 
     def remove(self, relpaths: Iterable[str]) -> None:
@@ -158,7 +160,9 @@ class IndexCache:
                     self._db.execute("BEGIN")
                     self._dirty = True
                 self._db.executemany(sql, rows)
-                if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+                self._pending_rows += len(rows)
+                if (self._pending_rows >= COMMIT_ROWS
+                        or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
                     self._commit_locked()
             except sqlite3.Error as exc:
                 log.warning("digest cache not updated: %s", exc)
@@ -168,6 +172,7 @@ class IndexCache:
         if self._dirty and self._db is not None:
             self._db.execute("COMMIT")
             self._dirty = False
+        self._pending_rows = 0
         self._last_commit = time.monotonic()
 
     def _rollback_locked(self) -> None:
@@ -177,6 +182,7 @@ class IndexCache:
             except sqlite3.Error:
                 pass
         self._dirty = False
+        self._pending_rows = 0
 
     def flush(self) -> None:
         """Commit pending writes."""

@@ -11,6 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 #: Digests that ``--digest`` may ask for, besides the SHA-1 that is always computed.
 EXTRA_DIGESTS = ("sha256", "md5")
@@ -50,12 +51,18 @@ def check_digest_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def hash_fd(fd: int, extra: tuple[str, ...] = (), *, size_hint: int = 0,
-            cancel: threading.Event | None = None) -> Digests:
-    """Hash everything readable from ``fd`` (from its current offset) in one pass."""
+def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
+            cancel: threading.Event | None = None,
+            on_block: Callable[[int], None] | None = None) -> Digests:
+    """Hash what is readable from ``fd`` (from its current offset, at most ``limit`` bytes)
+    in one pass.
+
+    ``limit`` keeps a file that grows while it is read from being chased forever.
+    ``on_block(nbytes)`` is called after each block read (for progress).
+    """
     sha1 = hashlib.sha1()
     extras = {name: hashlib.new(name) for name in extra}
-    helper = ThreadPoolExecutor(1) if extras and size_hint >= PARALLEL_MIN_SIZE else None
+    helper = ThreadPoolExecutor(1) if extras and (limit or 0) >= PARALLEL_MIN_SIZE else None
     buffers = [bytearray(BLOCK_SIZE), bytearray(BLOCK_SIZE)]
     views = [memoryview(b) for b in buffers]
     head = bytearray()
@@ -72,7 +79,8 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, size_hint: int = 0,
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             # With a helper, it may still be reading the other buffer: only this one is free.
-            n = os.readv(fd, [buffers[which]])
+            want = BLOCK_SIZE if limit is None else min(BLOCK_SIZE, limit - total)
+            n = os.readv(fd, [views[which][:want]]) if want > 0 else 0
             if n == 0:
                 break
             chunk = views[which][:n]
@@ -87,6 +95,8 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, size_hint: int = 0,
                 update_extras(chunk)
             sha1.update(chunk)
             which ^= 1
+            if on_block is not None:
+                on_block(n)
         if pending is not None:
             pending.result()
     finally:
@@ -101,7 +111,8 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def hash_file(path: str | os.PathLike, extra: tuple[str, ...] = (), *,
-              cancel: threading.Event | None = None) -> tuple[Digests, os.stat_result]:
+              cancel: threading.Event | None = None,
+              on_block: Callable[[int], None] | None = None) -> tuple[Digests, os.stat_result]:
     """Hash a file and return its digests with the stat they belong to.
 
     The file is stat-ed before and after the read (through the open descriptor and through the
@@ -111,7 +122,7 @@ def hash_file(path: str | os.PathLike, extra: tuple[str, ...] = (), *,
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         before = os.fstat(fd)
-        digests = hash_fd(fd, extra, size_hint=before.st_size, cancel=cancel)
+        digests = hash_fd(fd, extra, limit=before.st_size, cancel=cancel, on_block=on_block)
         after = os.fstat(fd)
     finally:
         os.close(fd)

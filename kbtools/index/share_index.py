@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from kbtools.errors import KbError
 from kbtools.index.cache import FileRecord, IndexCache
@@ -93,7 +93,8 @@ def _has_digests(record: FileRecord, extra: tuple[str, ...]) -> bool:
 
 
 def hash_to_record(path: str | os.PathLike, relpath: str, extra: tuple[str, ...] = (), *,
-                   cancel: threading.Event | None = None) -> FileRecord:
+                   cancel: threading.Event | None = None,
+                   on_block: Callable[[int], None] | None = None) -> FileRecord:
     """Hash one file into a record, trying again while it changes under the read.
 
     Raises :class:`FileChanging` after :data:`HASH_ATTEMPTS`, ``OSError`` when it cannot be read.
@@ -101,7 +102,7 @@ def hash_to_record(path: str | os.PathLike, relpath: str, extra: tuple[str, ...]
     for attempt in range(HASH_ATTEMPTS):
         hashed_at_ns = time.time_ns()
         try:
-            digests, st = hash_file(path, extra, cancel=cancel)
+            digests, st = hash_file(path, extra, cancel=cancel, on_block=on_block)
         except FileChanging:
             if attempt == HASH_ATTEMPTS - 1:
                 raise
