@@ -222,3 +222,7 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 main = KbIndex.main
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

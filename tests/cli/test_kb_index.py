@@ -1,0 +1,209 @@
+"""kb-index: records, summary, cache hits, .prv/.prvdir, schema, kills and hostile names."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from kbtools.cli.kb_index import KbIndex
+from kbtools.formats.sample import write_sample_dataset, write_sample_study
+from kbtools.index.cache import COMMIT_ROWS, cache_path
+
+from ..conftest import ROOT, SHARED, run_cli, validate
+from ..index.trees import BIG_BIN, ONE_TXT, WEIRD_NAMES, age, make_share, sha1, write
+
+VECTORS = json.loads((SHARED / "vectors" / "kbucket-original" / "http.json").read_text())["http"]
+
+
+@pytest.fixture
+def share(tmp_path):
+    root = tmp_path / "share"
+    return root, make_share(root, tmp_path / "outside")
+
+
+def _by_type(records, kind):
+    return [r for r in records if r["type"] == kind]
+
+
+def test_records_summary_and_schema(share, tmp_path):
+    root, expected = share
+    r = run_cli(KbIndex, root)
+    assert r.code == 0, r.stderr
+    for rec in r.records:
+        validate(rec, "kb-index-record")
+    files = {f["path"]: f for f in _by_type(r.records, "file")}
+    assert set(files) == set(expected)
+    for rel, data in expected.items():
+        assert files[rel]["sha1"] == sha1(data)
+        assert files[rel]["fcs"] == "head1000-" + sha1(data[:1000])
+        assert files[rel]["size"] == len(data)
+    summary = r.records[-1]
+    assert summary["type"] == "summary"
+    assert summary["files"] == len(expected) and summary["hashed"] == len(expected)
+    assert summary["from_cache"] == 0 and summary["errors"] == 0
+    assert summary["skipped"] == 5  # three symlinks out, a loop seen by two paths
+    assert "symlink leads out of the share" in r.stderr
+    assert not (tmp_path / "pwned").exists() and not (root / "pwned").exists()
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_reindex_comes_from_the_cache(share):
+    root, expected = share
+    assert run_cli(KbIndex, root).code == 0
+    r = run_cli(KbIndex, root)
+    summary = r.records[-1]
+    assert summary["hashed"] == 0 and summary["from_cache"] == len(expected)
+    assert all(f["cached"] for f in _by_type(r.records, "file"))
+
+
+def test_no_cache_leaves_no_trace(tmp_path):
+    write(tmp_path / "a", "a")
+    r = run_cli(KbIndex, tmp_path, "--no-cache")
+    assert r.code == 0 and not (tmp_path / ".kbucket").exists()
+
+
+def test_extra_digests(tmp_path):
+    write(tmp_path / "a", "abc")
+    r = run_cli(KbIndex, tmp_path, "--digest", "sha256", "--digest", "md5")
+    f = r.records[0]
+    assert f["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert f["md5"] == "900150983cd24fb0d6963f7d28e17f72"
+    validate(f, "kb-index-record")
+    assert run_cli(KbIndex, tmp_path, "--digest", "sha512").code == 2
+
+
+def test_dataset_records(tmp_path):
+    write_sample_study(tmp_path / "study", names=("good", "bad"), samples=300)
+    (tmp_path / "study" / "bad" / "geom.csv").write_text("1,2\n")  # 1 row for 4 channels
+    write_sample_dataset(tmp_path / "top", samples=300)
+    r = run_cli(KbIndex, tmp_path / "study")
+    datasets = {d["path"]: d for d in _by_type(r.records, "dataset")}
+    assert set(datasets) == {"good", "bad"}
+    assert datasets["good"]["valid"] is True and datasets["bad"]["valid"] is False
+    assert datasets["bad"]["findings"]
+    for d in datasets.values():
+        validate(d, "kb-index-record")
+    assert r.records[-1]["datasets"] == 2
+    assert r.code == 0  # an invalid dataset is reported, the index itself succeeded
+    top = _by_type(run_cli(KbIndex, tmp_path / "top").records, "dataset")
+    assert [d["path"] for d in top] == ["."]
+
+
+def test_prv_matches_the_recorded_original(tmp_path):
+    write(tmp_path / "one.txt", ONE_TXT)
+    r = run_cli(KbIndex, "--prv", tmp_path / "one.txt")
+    assert r.code == 0, r.stderr
+    recorded = dict(VECTORS["prv"], original_path="one.txt")
+    assert r.stdout == json.dumps(recorded, indent=4, ensure_ascii=False) + "\n"
+    r = run_cli(KbIndex, "--prv", tmp_path / "one.txt", "--absolute-paths")
+    assert r.json["original_path"] == str(tmp_path / "one.txt")
+
+
+def test_prv_errors(tmp_path):
+    assert run_cli(KbIndex, "--prv", tmp_path).code == 2
+    r = run_cli(KbIndex, "--prv", tmp_path / "missing")
+    assert r.code == 3 and "Traceback" not in r.stderr and r.stdout == ""
+    assert run_cli(KbIndex, tmp_path, "--prv", tmp_path / "x").code == 2
+
+
+def test_prvdir_matches_the_recorded_readdir(tmp_path):
+    write(tmp_path / "share" / "big.bin", BIG_BIN)
+    write(tmp_path / "share" / "one.txt", ONE_TXT)
+    write(tmp_path / "share" / "d" / "two.txt", "two")
+    r = run_cli(KbIndex, "--prvdir", tmp_path / "share")
+    assert r.code == 0, r.stderr
+    tree = r.json
+    assert list(tree) == ["files", "dirs"]
+    for entry in VECTORS["readdir"]["files"]:
+        ours = tree["files"][entry["name"]]
+        assert list(ours) == list(entry["prv"])
+        assert dict(ours, original_path=None) == dict(entry["prv"], original_path=None)
+        assert ours["original_path"] == entry["name"]
+    assert tree["dirs"] == {"d": {"files": {"two.txt": tree["dirs"]["d"]["files"]["two.txt"]},
+                                  "dirs": {}}}
+    assert tree["dirs"]["d"]["files"]["two.txt"]["original_path"] == "d/two.txt"
+
+
+def test_weird_names_in_paths_round_trip(share):
+    root, _ = share
+    paths = {f["path"] for f in _by_type(run_cli(KbIndex, root).records, "file")}
+    assert set(WEIRD_NAMES) <= paths
+
+
+def test_not_a_directory(tmp_path):
+    r = run_cli(KbIndex, tmp_path / "missing")
+    assert r.code == 3 and "not a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def _spawn(*args):
+    return subprocess.Popen([sys.executable, "-m", "kbtools.cli.kb_index", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def test_a_killed_run_leaves_a_usable_cache(tmp_path):
+    count = 3 * COMMIT_ROWS + 50
+    for i in range(count):
+        write(tmp_path / f"d{i % 7}" / f"f{i}.bin", os.urandom(64) * (1 + i % 50))
+    age(tmp_path)
+    proc = _spawn(tmp_path, "--quiet")
+    seen = 0
+    try:
+        for line in proc.stdout:
+            seen += 1
+            if seen == 2 * COMMIT_ROWS + 10:
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen == 2 * COMMIT_ROWS + 10  # killed mid-run
+    r = run_cli(KbIndex, tmp_path)
+    assert r.code == 0, r.stderr
+    summary = r.records[-1]
+    assert summary["files"] == count
+    assert summary["from_cache"] >= 2 * COMMIT_ROWS  # the committed batches survived
+    for f in _by_type(r.records, "file"):
+        assert f["sha1"] == sha1((tmp_path / f["path"]).read_bytes())
+    assert cache_path(tmp_path).is_file()
+
+
+def test_head_closing_the_pipe_is_quiet(share):
+    root, _ = share
+    proc = subprocess.run(
+        f"{sys.executable} -m kbtools.cli.kb_index {json.dumps(str(root))} | head -n 1",
+        shell=True, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0
+    assert len(proc.stdout.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
+
+
+def test_a_file_that_keeps_changing_is_an_error_record(tmp_path):
+    write(tmp_path / "steady", "s")
+    busy = tmp_path / "busy"
+    write(busy, b"x" * (64 << 20))
+    # Rewrites its first block without pause: every read of the file overlaps a write.
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY)\nos.pwrite(fd,b'y'*4096,0)\n"
+         "print('started',flush=True)\nwhile True: os.pwrite(fd,b'y'*4096,0)\n", str(busy)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "started\n"
+        r = run_cli(KbIndex, tmp_path)
+    finally:
+        writer.kill()
+        writer.wait()
+    files = {f["path"]: f for f in _by_type(r.records, "file")}
+    assert files["busy"]["error"] == "file-changing" and "sha1" not in files["busy"]
+    assert "sha1" in files["steady"]
+    assert r.code == 1 and r.records[-1]["errors"] == 1
+    validate(files["busy"], "kb-index-record")
+    # Nothing was stored for it: once quiet, it is hashed (not taken from the cache).
+    again = run_cli(KbIndex, tmp_path)
+    files = {f["path"]: f for f in _by_type(again.records, "file")}
+    assert files["busy"]["cached"] is False
+    assert files["busy"]["sha1"] == sha1(busy.read_bytes())
