@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -76,6 +77,8 @@ class KbGet(Command):
         try:
             for url in urls:
                 for record, exit_code in self.get(url, single=len(urls) == 1):
+                    if record["status"] == "error":
+                        self.say(f"{record['url']}: {record['message']}")
                     self.emit(record)
                     code = max(code, exit_code)
         finally:
@@ -103,17 +106,35 @@ class KbGet(Command):
             if resolution.type == "file":
                 yield self.get_file(resolution, path, started)
                 return
+            files: list[tuple[Resolution, Path]] = []
             for relative, entry in self.resolver.walk(resolution):
-                started = time.monotonic()
-                file_path = path / relative
                 try:
-                    file_resolution = self.resolver.entry_file(resolution, entry)
+                    files.append((self.resolver.entry_file(resolution, entry), path / relative))
                 except KbError as exc:
-                    yield self.error_record(entry.url, file_path, exc, started, entry.sha1, entry.size)
-                    continue
-                yield self.get_file(file_resolution, file_path, started)
+                    yield self.error_record(entry.url, path / relative, exc, time.monotonic(),
+                                            entry.sha1, entry.size)
+            yield from self.get_files(files)
         except KbError as exc:
             yield self.error_record(url, path, exc, started)
+
+    def get_files(self, files: list[tuple[Resolution, Path]]) -> Iterator[tuple[dict[str, Any], int]]:
+        """The files of a directory: small ones several at a time (each is one request, so the
+        round trips overlap), then the large ones one by one (each runs parallel Range requests)."""
+        small = [f for f in files if f[0].size is not None and f[0].size <= self.options.chunk_size]
+        large = [f for f in files if not (f[0].size is not None and f[0].size <= self.options.chunk_size)]
+        pool = ThreadPoolExecutor(self.options.parallel, thread_name_prefix="kb-get-file")
+        try:
+            futures = [pool.submit(self.get_file, resolution, target, None, False)
+                       for resolution, target in small]
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            self.stop.set()  # the running downloads end at their next block; .part files stay
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for resolution, target in large:
+            yield self.get_file(resolution, target)
 
     def cached_sha1(self, ref: Any) -> Resolution | None:
         """A sha1:// URL already in the cache needs no hub at all."""
@@ -124,9 +145,11 @@ class KbGet(Command):
         return Resolution(ref.url, "file", ref.name or ref.sha1, sha1=ref.sha1,
                           size=self.cache.path_for(ref.sha1).stat().st_size)
 
-    def get_file(self, resolution: Resolution, path: Path, started: float) -> tuple[dict[str, Any], int]:
+    def get_file(self, resolution: Resolution, path: Path, started: float | None = None,
+                 bar: bool = True) -> tuple[dict[str, Any], int]:
+        started = time.monotonic() if started is None else started
         try:
-            with self.progress_bar(resolution) as progress:
+            with self.progress_bar(resolution, bar) as progress:
                 outcome = fetch_file(resolution, path, self.cache, self.options, progress, self.stop,
                                      self.health)
         except KbError as exc:
@@ -143,11 +166,10 @@ class KbGet(Command):
                      sha1: str | None = None, size: int | None = None) -> tuple[dict[str, Any], int]:
         record = self.record(url, path, sha1, size, "error", started)
         record["message"] = str(exc)
-        self.say(f"{url}: {exc}")
         return record, max(exc.exit_code, EXIT_FINDINGS)
 
-    def progress_bar(self, resolution: Resolution) -> "_Progress":
-        return _Progress(self.error_file, resolution.name, resolution.size)
+    def progress_bar(self, resolution: Resolution, bar: bool = True) -> "_Progress":
+        return _Progress(self.error_file if bar else None, resolution.name, resolution.size)
 
     # -- --cat -------------------------------------------------------------------------------------
     def cat(self, url: str) -> int:

@@ -87,6 +87,8 @@ class PartState:
         self.sha1, self.size, self.chunk_size = sha1, size, chunk_size
         self.done: set[int] = set()
         self.lock = threading.Lock()
+        # A file of one chunk has nothing to resume from: no sidecar (three file operations less).
+        self.persist = chunk_count(size, chunk_size) > 1
 
     def load(self, part_size: int) -> None:
         """Adopt a matching sidecar (same sha1 and size, a .part of the right size); else start empty."""
@@ -105,9 +107,12 @@ class PartState:
             return
         count = chunk_count(self.size, chunk_size)
         self.chunk_size = chunk_size
+        self.persist = count > 1
         self.done = {i for i in done if isinstance(i, int) and 0 <= i < count}
 
     def save(self) -> None:
+        if not self.persist:
+            return
         with self.lock:
             payload = {"version": STATE_VERSION, "sha1": self.sha1, "size": self.size,
                        "chunk_size": self.chunk_size, "done": sorted(self.done)}
@@ -121,6 +126,8 @@ class PartState:
         self.save()
 
     def remove(self) -> None:
+        if not self.persist and not self.path.exists():
+            return
         for path in (self.path, self.path.with_name(self.path.name + ".tmp")):
             try:
                 path.unlink()
@@ -149,6 +156,11 @@ class HostHealth:
         self.lock = threading.Lock()
         self.alive: set[str] = set()
         self.dead: dict[str, str] = {}
+        self.probe_locks: dict[str, threading.Lock] = {}
+
+    def probing(self, url: str) -> threading.Lock:
+        with self.lock:
+            return self.probe_locks.setdefault(origin_of(url), threading.Lock())
 
     def is_dead(self, url: str) -> str:
         with self.lock:
@@ -196,8 +208,9 @@ class Sources:
                 if url not in self.probed:
                     # A host known to answer needs no probe when the size is known: the first
                     # Range answer (status, Content-Range total) checks the same things.
-                    reason = self.health.is_dead(url) or (
-                        "" if self.size is not None and self.health.is_alive(url) else self._probe(url))
+                    with self.health.probing(url):  # one probe per host, even from parallel files
+                        reason = self.health.is_dead(url) or (
+                            "" if self.size is not None and self.health.is_alive(url) else self._probe(url))
                     if reason:
                         self.dead[url] = reason
                         continue
@@ -283,6 +296,8 @@ class PrefixHasher:
         return self.sha1.hexdigest()
 
 
+_thread_sessions = threading.local()
+
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -303,7 +318,6 @@ class Download:
         self.progress = progress or (lambda count: None)
         self.stop = stop or threading.Event()
         self.health = health or HostHealth()
-        self.local = threading.local()
         self.abort = threading.Event()  # ends the current round (a worker failed, or stop)
         self.fetched = 0
         self.fetched_lock = threading.Lock()
@@ -437,10 +451,12 @@ class Download:
         return self.hasher.hexdigest()
 
     # -- one chunk ---------------------------------------------------------------------------------
-    def session(self) -> requests.Session:
-        session = getattr(self.local, "session", None)
+    @staticmethod
+    def session() -> requests.Session:
+        """This thread's session: its kept-alive connections serve the next chunks and files."""
+        session = getattr(_thread_sessions, "session", None)
         if session is None:
-            session = self.local.session = requests.Session()
+            session = _thread_sessions.session = requests.Session()
         return session
 
     def _fetch_chunk(self, fd: int, index: int, state: PartState, sources: Sources) -> None:
