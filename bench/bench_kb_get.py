@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,26 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kbtools.index.hashing import hash_file  # noqa: E402
+from tests.client.nodes import RealNetwork, command  # noqa: E402
 
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def command(name: str) -> list[str]:
-    """The installed console script, else the checkout's bin/ launcher, run by this Python."""
-    installed = Path(sys.executable).parent / name
-    return [str(installed)] if installed.exists() else [sys.executable, str(ROOT / "bin" / name)]
 
 
 def write_file(path: Path, size: int) -> str:
@@ -53,81 +37,6 @@ def write_file(path: Path, size: int) -> str:
             handle.write(block)
             left -= len(block)
     return digest.hexdigest()
-
-
-def write_kbnode(directory: Path, config: dict[str, str]) -> None:
-    (directory / ".kbucket").mkdir(parents=True, exist_ok=True)
-    (directory / ".kbucket" / "kbnode.json").write_text(json.dumps(config, indent=4))
-
-
-class Nodes:
-    """A kb-hub and a kb-host sharing ``share_dir``, as real processes on free loopback ports."""
-
-    def __init__(self, work: Path, share_dir: Path) -> None:
-        self.work, self.share_dir = work, share_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.hub_port, self.share_port = free_port(), free_port()
-        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
-        self.share_url = f"http://127.0.0.1:{self.share_port}"
-        self.share_id = ""
-
-    def start(self, timeout: float = 600) -> None:
-        hub_dir = self.work / "hub"
-        hub_dir.mkdir()
-        common = {"scientific_research": "yes", "description": "kb-get benchmark", "owner": "Bench",
-                  "owner_email": "bench@example.org"}
-        write_kbnode(hub_dir, {**common, "name": "benchhub", "node_type": "hub",
-                               "listen_port": str(self.hub_port), "listen_url": self.hub_url,
-                               "parent_hub_url": ".", "passcode": "benchpass"})
-        write_kbnode(self.share_dir, {**common, "name": "benchshare", "node_type": "leaf",
-                                      "confirm_share": "yes", "listen_url": self.share_url,
-                                      "parent_hub_url": self.hub_url})
-        deadline = time.monotonic() + timeout
-        self._spawn("kb-hub", hub_dir)
-        self._first_line("kb-hub", deadline)
-        self._spawn("kb-host", self.share_dir)
-        self.share_id = self._first_line("kb-host", deadline)["node_id"]
-
-    def _spawn(self, name: str, directory: Path) -> None:
-        env = {**os.environ, "KBUCKET_HUB_PASSCODE": "benchpass", "PYTHONUNBUFFERED": "1"}
-        out = open(self.work / f"{name}.out", "wb")
-        err = open(self.work / f"{name}.log", "wb")
-        self.processes.append(subprocess.Popen(command(name) + [str(directory), "--auto"],
-                                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                               start_new_session=True))
-
-    def _first_line(self, name: str, deadline: float) -> dict:
-        out = self.work / f"{name}.out"
-        while time.monotonic() < deadline:
-            text = out.read_text(encoding="utf-8")
-            if "\n" in text:
-                return json.loads(text.split("\n", 1)[0])
-            if self.processes[-1].poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not start:\n{(self.work / f'{name}.log').read_text()[-2000:]}")
-
-    def wait_for(self, sha1: str, timeout: float = 600) -> None:
-        """Until the hub finds the file (the share has hashed it and reported it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.hub_url}/find/{sha1}/", timeout=5).json().get("found"):
-                    return
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("the hub never found the file")
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -170,9 +79,8 @@ def main() -> int:
         sha1 = write_file(share / "big.bin", args.size_mib * MiB)
         out = work / "out"
         out.mkdir()
-        nodes = Nodes(work, share)
-        nodes.start()
-        nodes.wait_for(sha1)
+        nodes = RealNetwork(work, share).start()
+        nodes.wait_indexed([sha1], timeout=600)
         print(f"kb-get vs curl, {args.size_mib} MiB, median of {args.runs} (loopback, one run)")
         ok = True
         for label, base in (("direct from the share", nodes.share_url), ("through the hub", nodes.hub_url)):
