@@ -19,7 +19,6 @@ import json
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -321,23 +320,42 @@ class Download:
         self.abort = threading.Event()  # ends the current round (a worker failed, or stop)
         self.fetched = 0
         self.fetched_lock = threading.Lock()
+        self.state: PartState | None = None
 
     def halted(self) -> bool:
         return self.stop.is_set() or self.abort.is_set()
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> DownloadResult:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
         part = part_path(self.target)
-        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ClientError(f"cannot write {part}: {exc.strerror}") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise ClientError(f"{self.target} is being downloaded by another process") from None
-            return self._run_locked(fd, part)
+            try:
+                return self._run_locked(fd, part)
+            except BaseException:
+                self._discard_if_empty(part)
+                raise
         finally:
             os.close(fd)
+
+    def _discard_if_empty(self, part: Path) -> None:
+        """A failed download that kept no chunk leaves nothing behind (a resume would gain nothing)."""
+        state = self.state
+        if state is not None and state.done:
+            return
+        for path in (part, state_path(self.target)):
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     # -- rounds ------------------------------------------------------------------------------------
     def _run_locked(self, fd: int, part: Path) -> DownloadResult:
@@ -351,7 +369,7 @@ class Download:
                 raise PeerError(f"{sources.urls[0]} does not tell the file size")
         size = self.size
         chunk_size = min(max(self.options.chunk_size, MIN_CHUNK), MAX_CHUNK)
-        state = PartState(self.target, self.sha1, size, chunk_size)
+        state = self.state = PartState(self.target, self.sha1, size, chunk_size)
         state.load(os.fstat(fd).st_size)
         resumed = set(state.done)
         resumed_bytes = sum(end - start for start, end in map(lambda i: self._chunk_span(i, state), resumed))

@@ -37,7 +37,10 @@ def fetch_file(resolution: Resolution, target: str | os.PathLike[str], cache: Sh
     if cache is not None:
         cached = cache.lookup(sha1, resolution.size)
         if cached is not None and cached != target:
-            place_file(cached, target)
+            try:
+                place_file(cached, target)
+            except OSError as exc:
+                raise ClientError(f"cannot write {target}: {exc.strerror}") from None
             return FetchOutcome(target, "ok", "cache", 0)
     result = download(resolution.download_urls, target, sha1, resolution.size, options, progress, stop, health)
     if cache is not None and cache.path_for(sha1) != target:

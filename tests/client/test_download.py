@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from kbtools.client import DownloadOptions, PeerError, VerificationError, download, resolve
+from kbtools.client import ClientError, DownloadOptions, PeerError, VerificationError, download, resolve
 from kbtools.client.download import MiB, part_path, state_path
 
 from .loopback import Server
@@ -148,3 +148,18 @@ def test_a_hub_dying_mid_transfer_fails_clearly_then_resumes(network, contents, 
     result = download(resolution.download_urls, target, resolution.sha1, resolution.size, OPTIONS)
     assert target.read_bytes() == contents[BIG]
     assert result.bytes_resumed == 2 * MiB
+
+
+def test_nothing_reachable_leaves_no_part_file(network, tmp_path):
+    resolution = resolve(network.url(BIG), network.hub.url)
+    network.stop()
+    target = tmp_path / "out" / "x"
+    with pytest.raises(PeerError, match="connection refused"):
+        download(resolution.download_urls, target, resolution.sha1, resolution.size, OPTIONS)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_an_unwritable_target_is_a_clear_error(network, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(ClientError, match="cannot write"):
+        fetch(network, "hello.txt", tmp_path / "a-file" / "x")
