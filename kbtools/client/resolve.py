@@ -287,8 +287,8 @@ class Resolver:
         else:
             urls = self.share_file_urls(api, ref.node_id, ref.path, entry.sha1)
             # The same share is reached the same ways for every file: one find per directory walk.
-            tail = download_url("", ref.node_id, ref.path)
-            self.share_bases[key] = [url[: -len(tail)] for url in urls if url.endswith(tail)]
+            marker = f"/{ref.node_id}/download/"
+            self.share_bases[key] = _unique([url[: url.index(marker)] for url in urls if marker in url])
         return Resolution(entry.url, "file", entry.name, ref.node_id, ref.path, entry.sha1,
                           entry.size, urls, hub=api.base)
 
