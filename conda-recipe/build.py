@@ -10,6 +10,9 @@ No conda channel is needed: the build and test environments are resolved against
 channel* whose `python` is a venv over this interpreter and whose other packages (pip, setuptools,
 the run requirements) are empty stand-ins for what this interpreter really has installed.
 docs/packaging.md says what this proves and what it does not.
+
+Runs on Python >= 3.11 (tomllib) with the packages of tests/requirements.txt (py-rattler-build,
+py-rattler, jinja2, pyyaml) next to the project's own dependencies.
 """
 from __future__ import annotations
 
