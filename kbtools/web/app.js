@@ -590,7 +590,7 @@
       params = null;
     }
     const geom = geomText === null ? null : geomText.split(/\r?\n/).filter((line) => line.trim())
-      .map((line) => line.split(",").map(Number));
+      .map((line) => line.split(","));
     const samplerate = params && typeof params.samplerate === "number" ? params.samplerate : null;
     const [channels, samples] = header.dims.length >= 2 ? header.dims : [null, null];
     return {
@@ -623,9 +623,12 @@
 
   /** The probe as SVG: one numbered circle per channel (1-based, the geom.csv row), y upward. */
   function probeDrawing(geom) {
+    // A coordinate is a JSON number, or the text of a geom.csv field; null (a NaN in the file) is not.
+    const coordinate = (v) => (typeof v === "number" ? v
+      : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN);
     const points = geom.map((row) => {
       const r = Array.isArray(row) ? row : [row];
-      return [Number(r[0]), r.length > 1 ? Number(r[1]) : 0];
+      return [coordinate(r[0]), r.length > 1 ? coordinate(r[1]) : 0];
     });
     if (points.some(([x, y]) => !isFinite(x) || !isFinite(y))) {
       return h("p", { class: "empty" }, "geom.csv has positions that are not numbers.");
