@@ -1,0 +1,210 @@
+"""A hub's own link to its parent hub: `kbtools.protocol.leafconn` over aiohttp's websocket client.
+
+The hub registers as a child hub, reports its subtree every few seconds (and soon after it
+changes), passes `set_top_hub_url` on to its own child hubs, and reconnects for ever with backoff.
+A tunnelled request from the parent is replayed against this hub's own HTTP server (as the original
+does), and the answer streams back within the budget the link allows (polite alternation on the
+compatible path, credit on the fast path), so memory stays bounded.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from kbtools.node.config import parent_hub_url, websocket_url
+from kbtools.protocol.envelope import Signer
+from kbtools.protocol.errors import LocalProtocolError
+from kbtools.protocol.leafconn import (
+    CreditGranted, HubError, ParentLink, Registered, RequestStarted, TopHubUrl, register_info,
+)
+from kbtools.protocol.messages import InitiateRequest
+from kbtools.protocol.routing import decode_tunnel_path
+
+if TYPE_CHECKING:
+    from kbtools.hub.server import Hub
+
+READ_CHUNK = 1024 * 1024
+SKIPPED_REQUEST_HEADERS = frozenset({"host", "connection", "keep-alive", "upgrade", "transfer-encoding",
+                                     "content-length", "te", "trailer", "proxy-connection", "cookie",
+                                     "authorization", "proxy-authorization"})
+
+
+def parent_url_of(config: Mapping[str, Any]) -> str | None:
+    return parent_hub_url(config)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ParentConnector:
+    """Keeps the hub connected to its parent; `run()` until cancelled."""
+
+    def __init__(self, hub: Hub, url: str, passcode: str) -> None:
+        self.hub = hub
+        self.url = url
+        info = register_info(hub.config, hub.listen_url, "hub", fast_path=True)
+        self.link = ParentLink(Signer(hub.identity), info, passcode,
+                               max_frame_bytes=hub.settings.limits.max_frame_bytes)
+        self.parent_info: dict[str, Any] | None = None
+        self.connected = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._send_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._serving: dict[str, asyncio.Task[None]] = {}
+
+    def subtree_changed(self) -> None:
+        self._changed.set()
+
+    async def run(self) -> None:
+        delays = self.hub.settings.reconnect_delays
+        failures = 0
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            self._session = session
+            while True:
+                registered = False
+                try:
+                    registered = await self._connect_once(session)
+                    reason = "connection closed"
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+                    reason = f"{type(e).__name__}: {e}"[:300]
+                failures = 0 if registered else failures + 1
+                delay = delays[min(failures, len(delays) - 1)]
+                self.hub.emit("parent_disconnected", parent_hub_url=self.url, reason=reason,
+                              retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def _connect_once(self, session: aiohttp.ClientSession) -> bool:
+        """One connection, until it closes; True if it got registered."""
+        registered = False
+        ws = await session.ws_connect(websocket_url(self.url), autoping=True, compress=0,
+                                      max_msg_size=self.hub.settings.limits.max_frame_bytes,
+                                      timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
+        self._ws = ws
+        reporter = asyncio.create_task(self._report_loop())
+        try:
+            await self._send(self.link.connection_opened(_now_ms()))
+            async for msg in ws:
+                if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break
+                out = self.link.receive_frame(msg.data, _now_ms())
+                for event in out.events:
+                    if isinstance(event, Registered):
+                        registered = True
+                        self.connected = True
+                        self.parent_info = event.parent_info
+                        self._changed.set()
+                        self.hub.emit("parent_connected", parent_hub_url=self.url,
+                                      name=str(event.parent_info.get("name", ""))[:100],
+                                      fast_path=event.fast_path)
+                    elif isinstance(event, TopHubUrl):
+                        await self.hub.set_top_hub_url(event.url)
+                    elif isinstance(event, HubError):
+                        self.hub.emit("parent_error", parent_hub_url=self.url, error=event.text[:300])
+                    elif isinstance(event, RequestStarted):
+                        rid = event.request.request_id
+                        self._serving[rid] = asyncio.create_task(self._serve(event.request))
+                    elif isinstance(event, CreditGranted):
+                        pass
+                await self._send(out.send)
+                self._progress.set()
+                if out.close:
+                    break
+        finally:
+            reporter.cancel()
+            for task in list(self._serving.values()):
+                task.cancel()
+            self._serving.clear()
+            self.link.connection_lost()
+            self.connected = False
+            self.parent_info = None
+            self._ws = None
+            if not ws.closed:
+                await ws.close()
+        return registered
+
+    async def _send(self, frames: list[str | bytes]) -> None:
+        if not frames:
+            return
+        async with self._send_lock:
+            ws = self._ws
+            for frame in frames:
+                if ws is None or ws.closed:
+                    return
+                if isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                else:
+                    await ws.send_str(frame)
+
+    async def _report_loop(self) -> None:
+        interval = self.hub.settings.report_interval
+        while True:
+            try:
+                await asyncio.wait_for(self._changed.wait(), interval)
+                await asyncio.sleep(0.2)  # gather a burst of changes into one report
+            except asyncio.TimeoutError:
+                pass
+            self._changed.clear()
+            if self.link.registered:
+                await self._send(self.link.report_node_data(self.hub.node_data(), _now_ms()))
+
+    async def _budget(self, rid: str) -> int:
+        """Wait until the link lets this response send more bytes."""
+        deadline = time.monotonic() + self.hub.settings.response_timeout
+        while True:
+            budget = self.link.response_budget(rid)
+            if budget > 0:
+                return budget
+            if rid not in self.link.open_requests:
+                raise LocalProtocolError("request no longer open")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            self._progress.clear()
+            await asyncio.wait_for(self._progress.wait(), remaining)
+
+    async def _serve(self, request: InitiateRequest) -> None:
+        """Replay a tunnelled request against this hub's own server; stream the answer up."""
+        rid = request.request_id
+        assert self._session is not None
+        path = quote(decode_tunnel_path(request.path), safe="/")
+        url = URL(f"{self.hub.url}/{path}", encoded=True)
+        headers = {k: v for k, v in request.headers.items()
+                   if isinstance(v, str) and k.lower() not in SKIPPED_REQUEST_HEADERS}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10,
+                                        sock_read=self.hub.settings.response_timeout)
+        try:
+            async with self._session.request(request.method, url, headers=headers,
+                                             allow_redirects=False, timeout=timeout) as resp:
+                out_headers: dict[str, Any] = {}
+                for name in resp.headers:
+                    values = resp.headers.getall(name)
+                    out_headers[name.lower()] = values[0] if len(values) == 1 else list(values)
+                await self._send(self.link.send_response_headers(rid, resp.status, resp.reason or "",
+                                                                 out_headers, _now_ms()))
+                while True:
+                    budget = await self._budget(rid)
+                    chunk = await resp.content.read(min(budget, READ_CHUNK))
+                    if not chunk:
+                        break
+                    await self._send(self.link.send_response_data(rid, chunk, _now_ms()))
+                await self._send(self.link.end_response(rid, _now_ms()))
+        except asyncio.CancelledError:
+            raise
+        except LocalProtocolError:
+            pass  # the link was reset: nothing to answer
+        except Exception as e:
+            try:
+                await self._send(self.link.report_error(rid, f"Error in request: {type(e).__name__}",
+                                                        _now_ms()))
+            except LocalProtocolError:
+                pass
+        finally:
+            self._serving.pop(rid, None)

@@ -1,0 +1,434 @@
+"""The hub: aiohttp HTTP API and websocket server for children on one port (spec §2-§4).
+
+    hub = Hub(HubSettings(node_dir, config, identity, port=0))
+    await hub.start()          # listening; hub.url, hub.listen_url, hub.node_id
+    ...
+    await hub.stop()
+
+Any path upgrades to a websocket (as the original). Each child link is driven by the sans-I/O
+`kbtools.protocol.hubconn`; routing, find and nodeinfo shapes come from `kbtools.protocol.routing`.
+A hub with a parent keeps its own link to it (`kbtools.hub.parent`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+
+from kbtools import web as web_page
+from kbtools.index.paths import UnsafePath, safe_relpath
+from kbtools.node.config import resolve_listen_url
+from kbtools.node.identity import NodeIdentity
+from kbtools.protocol.hubconn import (
+    ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits,
+    NodeDataUpdated, Outcome, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
+)
+from kbtools.protocol.routing import (
+    child_find_results, filter_response_headers, find_answer, hub_node_data, node_info_object,
+    nodeinfo_answer, plan_find, route, unable_to_locate,
+)
+from kbtools.hub.tunnel import ChildLink, TunnelFailed, TunnelRequest
+
+EventSink = Callable[[dict[str, Any]], None]
+
+# Routes of a node id that carry a share-relative path (checked before routing, spec §4.2).
+PATH_ROUTES = {("api", "readdir"), ("download",), ("prv",), ("api", "dataset")}
+FIND_ANSWER_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass
+class HubSettings:
+    """Everything a hub needs to run; `config` is the kbnode.json content (already resolved)."""
+
+    node_dir: Path
+    config: dict[str, Any]
+    identity: NodeIdentity
+    bind: str = "127.0.0.1"
+    port: int = 0  # 0: a free port
+    parent_passcode: str = ""
+    limits: HubLimits = field(default_factory=HubLimits)
+    response_timeout: float = 120.0  # seconds without any response frame before a request fails
+    find_timeout: float = 10.0  # per child hub queried by find
+    check_interval: float = 5.0  # inactivity checks (the original checks every 5 s)
+    report_interval: float = 5.0  # node data reports to the parent
+    reconnect_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 10.0)  # then the last one, for ever
+    clock: Callable[[], float] = time.time  # frame timestamps are checked against it
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    """Spec §4.1: 4-space JSON, `application/json; charset=utf-8`."""
+    return web.Response(text=json.dumps(obj, indent=4, ensure_ascii=False), status=status,
+                        content_type="application/json", charset="utf-8")
+
+
+def error_response(text: str, status: int) -> web.Response:
+    return json_response({"success": False, "error": text}, status)
+
+
+class Hub:
+    """A running hub: registry of children, HTTP API, tunnels, and the link to its own parent."""
+
+    def __init__(self, settings: HubSettings, on_event: EventSink | None = None) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.identity = settings.identity
+        self.node_id = settings.identity.node_id
+        self.registry = ChildRegistry(settings.limits)
+        self.links: dict[ChildConnection, ChildLink] = {}  # every open child socket
+        self.metrics: dict[str, int] = {}
+        self.on_event = on_event or (lambda event: None)
+        self.hub_info = HubInfo({}, passcode=str(self.config.get("passcode") or ""))
+        self.port = 0
+        self.url = ""  # where this process can reach itself (http://bind:port)
+        self.listen_url = ""  # what it advertises (resolved listen_url)
+        self.parent: Any = None  # kbtools.hub.parent.ParentConnector when there is a parent
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware], client_max_size=1024)
+        app.add_routes(web_page.routes(self.own_nodeinfo))
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(_server_header)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        sock = _listening_socket(self.settings.bind, self.settings.port)
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        host = "127.0.0.1" if self.settings.bind in ("0.0.0.0", "") else \
+            ("::1" if self.settings.bind == "::" else self.settings.bind)
+        self.url = f"http://{_url_host(host)}:{self.port}"
+        self.listen_url = resolve_listen_url(str(self.config.get("listen_url") or ""), self.port)
+        self.hub_info.info = node_info_object(self.config, self.node_id, self.identity.public_pem,
+                                              self.listen_url)
+        self.hub_info.top_hub_url = self.listen_url
+        self._tasks.append(asyncio.create_task(self._check_inactivity()))
+        from kbtools.hub.parent import ParentConnector, parent_url_of
+        parent_url = parent_url_of(self.config)
+        if parent_url:
+            self.parent = ParentConnector(self, parent_url, self.settings.parent_passcode)
+            self._tasks.append(asyncio.create_task(self.parent.run()))
+
+    async def stop(self) -> None:
+        """Close every child socket and the parent link, then the server."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for link in list(self.links.values()):
+            for request in list(link.requests.values()):
+                request.queue.put_nowait(ResponseError(request.request_id, "Hub stopping"))
+            try:
+                await link.ws.close(code=1001, message=b"hub stopping")
+            except (ConnectionError, RuntimeError):
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---------------------------------------------------------------- state shown to others
+
+    def own_nodeinfo(self) -> dict[str, Any]:
+        parent_info = self.parent.parent_info if self.parent is not None else None
+        return nodeinfo_answer(self.hub_info.info, self.metrics, self.registry, parent_info)
+
+    def node_data(self) -> dict[str, Any]:
+        """What this hub reports to its parent: its whole subtree."""
+        return hub_node_data(self.node_id, self.registry)
+
+    async def set_top_hub_url(self, url: str) -> None:
+        """Our parent told us the top hub's URL; pass it on to our child hubs."""
+        if url == self.hub_info.top_hub_url:
+            return
+        self.hub_info.top_hub_url = url
+        for link in list(self.links.values()):
+            await link.send(link.conn.top_hub_url_changed())
+
+    def _count(self, name: str) -> None:
+        self.metrics[name] = self.metrics.get(name, 0) + 1
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.on_event({"event": event, **fields})
+
+    # ---------------------------------------------------------------- HTTP
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._child_socket(request)
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=204, headers={
+                "Access-Control-Allow-Methods": "GET,HEAD",
+                "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
+                                                                    ""),
+            })
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as e:
+                response = error_response(e.reason, e.status)
+            except (asyncio.CancelledError, ConnectionError):
+                raise
+            except Exception as e:  # never a stack trace on the network
+                sys.stderr.write(f"kb-hub: internal error on {request.method} {request.path[:200]}: "
+                                 f"{type(e).__name__}: {e}\n")
+                response = error_response("Internal error", 500)
+        if not response.prepared:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return error_response(f"Method not allowed: {request.method}", 405)
+        raw = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in raw.split("/")[1:]]
+        if segments and segments[-1] == "":  # Express ignores one trailing slash
+            segments.pop()
+        if not segments:
+            return error_response("Not found", 404)
+        if segments[0].lower() == "find" and len(segments) >= 2:
+            self._count("num_requests_find")
+            return json_response(await self.find(segments[1], "/".join(segments[2:])))
+        node_id = segments[0]
+        rest = segments[1:]
+        lowered = [s.lower() for s in rest[:2]]
+        if lowered[:2] == ["api", "nodeinfo"] and len(rest) == 2:
+            self._count("num_requests_nodeinfo")
+            if node_id == self.node_id:
+                return json_response(self.own_nodeinfo())
+            return await self.tunnel(request, node_id, f"{node_id}/api/nodeinfo")
+        if lowered[:2] == ["api", "find"] and len(rest) >= 3:
+            self._count("num_requests_find_in_share")
+            return json_response(await self.find(rest[2], "/".join(rest[3:]), share_id=node_id))
+        for prefix in PATH_ROUTES:
+            n = len(prefix)
+            if tuple(lowered[:n]) == prefix and (len(rest) > n or prefix == ("api", "readdir")):
+                relpath = "/".join(rest[n:])
+                try:
+                    safe_relpath(relpath, allow_root=prefix == ("api", "readdir"))
+                except UnsafePath:
+                    return error_response(f"Unsafe path: {relpath[:300]}", 400)
+                self._count("num_requests_" + prefix[-1])
+                wire = "/".join(prefix)
+                return await self.tunnel(request, node_id, f"{node_id}/{wire}/{relpath}")
+        return error_response("Not found", 404)
+
+    # ---------------------------------------------------------------- tunnel
+
+    def _open(self, node_id: str, method: str, path: str,
+              headers: Mapping[str, Any]) -> TunnelRequest | None:
+        r = route(node_id, self.registry)
+        link = self.links.get(r.child) if r is not None else None
+        if link is None:
+            return None
+        return link.open(method, path, headers)
+
+    async def tunnel(self, request: web.Request, node_id: str, path: str) -> web.StreamResponse:
+        """Forward an HTTP request to the node that owns `node_id` and stream its answer back."""
+        headers: dict[str, str] = {}
+        for name in request.headers:
+            headers[name.lower()] = ", ".join(request.headers.getall(name))
+        tunnel = self._open(node_id, request.method, path, headers)
+        if tunnel is None:
+            return json_response(unable_to_locate(node_id), 500)
+        timeout = self.settings.response_timeout
+        try:
+            await tunnel.start()
+            try:
+                event = await tunnel.next_event(timeout)
+            except TunnelFailed as e:
+                return error_response(str(e), e.status)
+            if isinstance(event, ResponseError):
+                status = 502 if tunnel.link.conn.closed else 500
+                return json_response({"error": f"Error in response: {event.error}"}, status)
+            if not isinstance(event, ResponseHeaders):
+                return error_response("Response without headers", 502)
+            response = web.StreamResponse(status=event.status, reason=_reason(event.status_message))
+            for name, value in filter_response_headers(event.headers).items():
+                for v in value if isinstance(value, list) else [value]:
+                    response.headers.add(name, v)
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            await response.prepare(request)
+            while True:
+                try:
+                    event = await tunnel.next_event(timeout)
+                except TunnelFailed:
+                    _abort(request)
+                    return response
+                if isinstance(event, ResponseData):
+                    await response.write(event.data)
+                    await tunnel.consumed(event)
+                elif isinstance(event, ResponseEnd):
+                    await response.write_eof()
+                    return response
+                else:  # error or child gone mid-response: the client must see a broken transfer
+                    _abort(request)
+                    return response
+        finally:
+            await tunnel.close()
+
+    # ---------------------------------------------------------------- find (spec §4.4)
+
+    async def find(self, sha1: str, filename: str = "", share_id: str | None = None) -> dict[str, Any]:
+        plan = plan_find(self.registry, sha1, filename, share_id)
+        results = list(plan.local_results)
+        if plan.child_hub_queries:
+            answers = await asyncio.gather(*(self._query_child_hub(hid, path)
+                                             for hid, path in plan.child_hub_queries))
+            for answer in answers:
+                results += child_find_results(answer)
+        return find_answer(results, self.node_id, self.registry, self.listen_url,
+                           self.hub_info.top_hub_url)
+
+    async def _query_child_hub(self, hub_id: str, path: str) -> Any:
+        conn = self.registry.child_hubs.get(hub_id)
+        link = self.links.get(conn) if conn is not None else None
+        if link is None:
+            return None
+        tunnel = link.open("GET", path, {})
+        try:
+            await tunnel.start()
+            return await tunnel.read_json(self.settings.find_timeout, FIND_ANSWER_LIMIT)
+        except TunnelFailed:
+            return None
+        finally:
+            await tunnel.close()
+
+    # ---------------------------------------------------------------- children
+
+    async def _child_socket(self, request: web.Request) -> web.StreamResponse:
+        limits = self.settings.limits
+        # Frames a little over the limit get the core's error reply; far over, aiohttp closes (1009).
+        ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1024 * 1024,
+                                   autoping=True, compress=False)
+        await ws.prepare(request)
+        conn = ChildConnection(self.hub_info, self.registry, self.settings.clock())
+        link = ChildLink(ws, conn)
+        self.links[conn] = link
+        self._count("child_socket_connections")
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    self._count("messages_from_child_nodes")
+                    out = conn.receive_frame(msg.data, now=self.settings.clock())
+                    await self._act(link, out, binary=msg.type == WSMsgType.BINARY)
+                    if out.close:
+                        break
+                elif msg.type == WSMsgType.ERROR:
+                    await self._act(link, conn.fail("Message too large"), binary=False)
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            await self._act(link, conn.connection_lost("connection closed"), binary=False)
+            self.links.pop(conn, None)
+            if not ws.closed:
+                try:
+                    await ws.close()
+                except (ConnectionError, RuntimeError):
+                    pass
+        return ws
+
+    async def _act(self, link: ChildLink, out: Outcome, binary: bool) -> None:
+        """Send the replies of one received frame and act on its events."""
+        extra: list[str] = []
+        for event in out.events:
+            if isinstance(event, (ResponseHeaders, ResponseData, ResponseEnd, ResponseError)):
+                owes_ack = isinstance(event, ResponseData) and not binary \
+                    and link.conn.limits.defer_data_ack
+                extra += link.deliver(event, owes_ack)
+            elif isinstance(event, ChildRegistered):
+                self._count("child_node_registrations")
+                self.emit("child_connected", node_id=event.node_id, node_type=event.node_type,
+                          name=str(event.info.get("name", ""))[:100],
+                          listen_url=str(event.info.get("listen_url", ""))[:300],
+                          fast_path=event.fast_path)
+                self._subtree_changed()
+            elif isinstance(event, NodeDataUpdated):
+                self._count("report_node_data_messages_from_child")
+                if link.conn.node_type == "hub":
+                    self._subtree_changed()
+            elif isinstance(event, ConnectionClosed):
+                if link.conn.registered:
+                    self.emit("child_disconnected", node_id=link.conn.node_id,
+                              node_type=link.conn.node_type, reason=event.reason[:300])
+                    self._subtree_changed()
+                elif event.reason != "connection closed":
+                    self.emit("child_refused", node_id=_short(link.conn.node_id),
+                              reason=event.reason[:300])
+        await link.send(list(out.replies) + extra)
+        if out.close and not link.ws.closed:
+            try:
+                await link.ws.close()
+            except (ConnectionError, RuntimeError):
+                pass
+
+    def _subtree_changed(self) -> None:
+        if self.parent is not None:
+            self.parent.subtree_changed()
+
+    async def _check_inactivity(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.check_interval)
+            now = self.settings.clock()
+            for link in list(self.links.values()):
+                out = link.conn.check_inactivity(now)
+                if out.replies or out.close:
+                    await self._act(link, out, binary=False)
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "kbtools"  # no library or Python versions on the network
+
+
+def _short(value: Any) -> str | None:
+    return value[:64] if isinstance(value, str) else None
+
+
+def _reason(text: str) -> str | None:
+    # A reason phrase from the network goes into the status line: printable ASCII only.
+    clean = "".join(c for c in text if 32 <= ord(c) < 127)[:100]
+    return clean or None
+
+
+def _abort(request: web.Request) -> None:
+    """Break the client's connection: a truncated body must not look complete."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _listening_socket(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

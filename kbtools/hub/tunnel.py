@@ -1,0 +1,164 @@
+"""One child websocket on the hub, and the tunnelled requests that go down it (spec §3).
+
+A :class:`ChildLink` owns the aiohttp websocket and the sans-I/O :class:`ChildConnection`; every
+frame to the child goes through :meth:`ChildLink.send`, in order. A :class:`TunnelRequest` is one
+request in flight: the child's response events arrive in its queue and the HTTP handler takes them
+one by one, so a slow HTTP client slows the child down (the `ok` of a data frame, or the fast-path
+credit, is only sent after the client took the chunk).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from kbtools.protocol.hubconn import (
+    ChildConnection, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
+)
+from kbtools.protocol.routing import new_request_id, tunnel_request_frames
+
+ResponseEvent = ResponseHeaders | ResponseData | ResponseEnd | ResponseError
+
+
+class TunnelFailed(Exception):
+    """The tunnelled request failed before its response headers (the text says why)."""
+
+    def __init__(self, text: str, status: int = 502) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+class ChildLink:
+    """A connected child: its websocket, its protocol state and its requests in flight."""
+
+    def __init__(self, ws: web.WebSocketResponse, conn: ChildConnection) -> None:
+        self.ws = ws
+        self.conn = conn
+        self.requests: dict[str, TunnelRequest] = {}
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frames: list[str | bytes] | list[str]) -> None:
+        """Send frames in order (text or binary); a closed socket drops them quietly."""
+        if not frames:
+            return
+        async with self._send_lock:
+            for frame in frames:
+                if self.ws.closed:
+                    return
+                try:
+                    if isinstance(frame, bytes):
+                        await self.ws.send_bytes(frame)
+                    else:
+                        await self.ws.send_str(frame)
+                except (ConnectionError, RuntimeError):
+                    return
+
+    def deliver(self, event: ResponseEvent, owes_ack: bool) -> list[str]:
+        """Route a response event to its request; frames to send now (acks nobody will give later)."""
+        request = self.requests.get(event.request_id)
+        if request is None:
+            ack = self.conn.acknowledge_data() if owes_ack else None
+            return [ack] if ack else []
+        if owes_ack:
+            request.owed_acks += 1
+        request.queue.put_nowait(event)
+        return []
+
+    def open(self, method: str, path: str, headers: Mapping[str, Any]) -> TunnelRequest:
+        """Start a request (the frames are sent by :meth:`TunnelRequest.start`)."""
+        rid = new_request_id()
+        while rid in self.requests or rid in self.conn.credit:
+            rid = new_request_id()
+        request = TunnelRequest(self, rid, tunnel_request_frames(rid, method, path, headers))
+        self.requests[rid] = request
+        self.conn.open_request(rid)
+        return request
+
+
+class TunnelRequest:
+    """One request down a child link: `start()`, then `next_event()` until end or error, `close()`."""
+
+    def __init__(self, link: ChildLink, request_id: str, frames: list[str]) -> None:
+        self.link = link
+        self.request_id = request_id
+        self.frames = frames
+        self.queue: asyncio.Queue[ResponseEvent] = asyncio.Queue()
+        self.owed_acks = 0
+        self.finished = False
+
+    async def start(self) -> None:
+        await self.link.send(self.frames)
+
+    async def next_event(self, timeout: float) -> ResponseEvent:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise TunnelFailed(f"No response from node within {timeout:g} seconds", 504) from None
+
+    async def consumed(self, event: ResponseData) -> None:
+        """The HTTP client took this chunk: let the child send the next one."""
+        conn = self.link.conn
+        if self.owed_acks > 0:  # compatible path: the withheld `ok`
+            self.owed_acks -= 1
+            ack = conn.acknowledge_data()
+            if ack:
+                await self.link.send([ack])
+        elif conn.fast_path:  # fast path: credit for as many bytes as the client took
+            credit = conn.grant_credit(self.request_id, len(event.data))
+            if credit:
+                await self.link.send([credit])
+
+    async def close(self) -> None:
+        """Forget the request; acks still owed for chunks nobody will read are sent now."""
+        if self.finished:
+            return
+        self.finished = True
+        self.link.requests.pop(self.request_id, None)
+        if not self.link.conn.fast_path:
+            # Compatible path: later frames of this request get an immediate `ok` from the core.
+            self.link.conn.close_request(self.request_id)
+        # Fast path: the request id stays known to the core, so data still in flight (within the
+        # credit already granted) is dropped instead of being treated as a protocol violation.
+        acks = []
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if isinstance(event, ResponseData) and self.owed_acks > 0:
+                self.owed_acks -= 1
+                ack = self.link.conn.acknowledge_data()
+                if ack:
+                    acks.append(ack)
+        for _ in range(self.owed_acks):
+            ack = self.link.conn.acknowledge_data()
+            if ack:
+                acks.append(ack)
+        self.owed_acks = 0
+        await self.link.send(acks)
+
+    async def read_json(self, timeout: float, limit: int) -> Any:
+        """The whole response as JSON (for find queries to child hubs); TunnelFailed otherwise."""
+        event = await self.next_event(timeout)
+        if isinstance(event, ResponseError):
+            raise TunnelFailed(event.error)
+        if not isinstance(event, ResponseHeaders):
+            raise TunnelFailed("Response without headers")
+        status = event.status
+        body = bytearray()
+        while True:
+            event = await self.next_event(timeout)
+            if isinstance(event, ResponseData):
+                body += event.data
+                if len(body) > limit:
+                    raise TunnelFailed("Response too large")
+                await self.consumed(event)
+            elif isinstance(event, ResponseEnd):
+                break
+            elif isinstance(event, ResponseError):
+                raise TunnelFailed(event.error)
+        if status != 200:
+            raise TunnelFailed(f"Status {status}")
+        try:
+            return json.loads(bytes(body))
+        except ValueError:
+            raise TunnelFailed("Response is not JSON") from None
