@@ -1,0 +1,152 @@
+"""kb-host: host a directory on the KBucket network as a share (leaf)."""
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+from pathlib import Path
+from typing import Any
+
+from kbtools.cli.base import Command
+from kbtools.errors import RuntimeFailure, UsageError
+from kbtools.node.config import (
+    ask_questions, load_user_settings, node_questions, parent_hub_url, prepare_node,
+    resolve_auto, resolve_listen_url, resolve_parent_hub_passcode, save_config,
+    save_user_settings, share_listen_port,
+)
+
+DEFAULT_BIND = "127.0.0.1"
+
+
+def first_line(node_id: str, hub_url: str, listen_url: str, name: str,
+               parent_info: dict[str, Any] | None) -> dict[str, Any]:
+    """The line printed once the share is connected."""
+    hub = hub_url.rstrip("/")
+    return {"event": "connected", "node_id": node_id, "name": name, "parent_hub_url": hub,
+            "parent_hub_id": (parent_info or {}).get("node_id"),
+            "parent_hub_name": (parent_info or {}).get("name"),
+            "kbucket_url": f"kbucket://{node_id}/", "browse_url": f"{hub}/?node_id={node_id}",
+            "listen_url": listen_url}
+
+
+class KbHost(Command):
+    name = "kb-host"
+    description = (
+        "Host DIR (default: .) on the KBucket network as a share: connect outward to the parent hub\n"
+        "by websocket and stay up, so that anyone can find its files by SHA-1 and download them\n"
+        "through the hub. The first run asks the original KBucket questions and writes\n"
+        "DIR/.kbucket/kbnode.json (with --auto every answer comes from that file). The node id\n"
+        "(from DIR/.kbucket/public.pem) survives restarts.\n\n"
+        "stdout: one JSON line once connected (node_id, parent hub, kbucket:// URL, browse URL),\n"
+        "then one JSON line per event (reconnections, index updates). Human lines go to stderr.\n"
+        "kb-index records on stdin are used when stdin is not a terminal: `kb-index . | kb-host .`\n\n"
+        "The parent hub passcode comes from --passcode-file, else $KBUCKET_HUB_PASSCODE, else\n"
+        "kbnode.json; never from the command line. The share's port is the one of its listen_url,\n"
+        "else the first free one in $HEMLOCK_LEAF_PORT_RANGE (default 2000-3000).\n\n"
+        "Exit status: 0 stopped (SIGTERM, Ctrl-C); 2 usage or missing configuration; 3 runtime failure."
+    )
+    output_format = "ndjson"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", nargs="?", default=".", help="the directory to share (default: .)")
+        parser.add_argument("--auto", action="store_true",
+                            help="ask nothing: take every answer from .kbucket/kbnode.json")
+        parser.add_argument("--bind", metavar="ADDR", default=DEFAULT_BIND,
+                            help=f"interface to listen on (default {DEFAULT_BIND}; 0.0.0.0 for all)")
+        parser.add_argument("--passcode-file", metavar="FILE", type=Path,
+                            help="read the parent hub passcode from FILE")
+        parser.add_argument("--no-fast-path", action="store_true",
+                            help="never negotiate the binary tunnel with a kbtools hub")
+
+    def run(self) -> int:
+        args = self.args
+        root = Path(args.dir)
+        if not root.is_dir():
+            raise UsageError(f"not a directory: {args.dir}")
+        node = prepare_node(root, "leaf")
+        for message in node.messages:
+            self.say(message)
+        self.configure(node.node_dir, node.config, args.auto)
+        save_config(node.node_dir, node.config)
+        hub_url = parent_hub_url(node.config)
+        if hub_url is None:
+            raise UsageError("no parent hub: set parent_hub_url in .kbucket/kbnode.json")
+        passcode = resolve_parent_hub_passcode(node.config, passcode_file=args.passcode_file)
+        port = share_listen_port(node.config, args.bind)
+        listen_url = resolve_listen_url(str(node.config.get("listen_url") or ""), port)
+        events: queue.Queue[dict[str, Any]] = queue.Queue()
+
+        from kbtools.share.host import ShareHost  # the network stack loads only when hosting
+
+        host = ShareHost(node, hub_url, passcode, bind=args.bind, port=port, listen_url=listen_url,
+                         on_event=events.put, say=self.say, fast_path=not args.no_fast_path)
+        try:
+            host.start()
+        except OSError as exc:
+            host.stop()
+            raise RuntimeFailure(f"cannot listen on {args.bind}:{port}: {exc.strerror or exc}") from None
+        self.say(f"sharing {node.node_dir} as {node.node_id}, listening on {args.bind}:{port} "
+                 f"({listen_url}); connecting to parent hub {hub_url}")
+        if not self.input_is_terminal():
+            host.read_stdin_records(self.input_file)
+        try:
+            self.serve(host, events, hub_url, listen_url)
+        except KeyboardInterrupt:
+            self.say("stopping")
+        finally:
+            host.stop()
+        return 0
+
+    def configure(self, node_dir: Path, config: dict[str, Any], auto: bool) -> None:
+        settings = load_user_settings()
+        questions = node_questions("leaf", node_dir, config, settings=settings)
+        if auto:
+            resolve_auto(questions, config)
+            return
+        ask_questions(questions, config, self.input_file, self.error_file)
+        try:
+            save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")))
+        except OSError:
+            pass  # defaults for the next run only
+
+    def input_is_terminal(self) -> bool:
+        try:
+            return bool(self.input_file.isatty())
+        except (AttributeError, ValueError):
+            return False
+
+    def serve(self, host: Any, events: "queue.Queue[dict[str, Any]]", hub_url: str,
+              listen_url: str) -> None:
+        connected = False
+        while True:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            kind = event.get("event")
+            if kind == "registered":
+                parent = event.get("parent_hub") or {}
+                if not connected:
+                    connected = True
+                    self.say(f"connected to parent hub {parent.get('name')} ({hub_url}); "
+                             f"browse: {hub_url.rstrip('/')}/?node_id={host.node_id}")
+                    self.emit(first_line(host.node_id, hub_url, listen_url,
+                                         str(host.node.config.get("name", "")), parent))
+                else:
+                    self.say(f"reconnected to parent hub {parent.get('name')}")
+                    self.emit({"event": "reconnected", "parent_hub_url": hub_url.rstrip("/"),
+                               "fast_path": event.get("fast_path"),
+                               "connections": event.get("connections")})
+                continue
+            if kind == "index":
+                self.say(f"indexed {event['files']} files ({event['added']} added, "
+                         f"{event['changed']} changed, {event['removed']} removed, "
+                         f"{event['errors']} errors)")
+            if connected:
+                self.emit(event)
+
+
+main = KbHost.main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""The HTTP API of a share for its own id (spec §4), on aiohttp.
+
+Routes (case-insensitive words, a trailing slash ignored, as in the original's Express app)::
+
+    GET/HEAD /<id>/api/nodeinfo
+    GET/HEAD /<id>/api/readdir/[<subdir>]
+    GET/HEAD /<id>/download/<relpath>      Range, ETag, 416 (aiohttp FileResponse)
+    GET/HEAD /<id>/prv/<relpath>
+    GET/HEAD /<id>/api/dataset/<relpath>   kbtools: the kb-check record of a dataset directory
+
+Every answer but a file is JSON (4-space indentation, like the original). Errors are JSON with a
+4xx status: an unsafe path (hidden names at any depth, `.kbucket`, a symlink out of the share,
+`..`, empty segments) is a 400 and never reaches the disk; no error names an absolute path or
+carries a stack trace. The same app answers tunnelled requests: the link replays them against it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import stat as statmod
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from kbtools.formats.dataset import GEOM, PARAMS, RAW, check_dataset
+from kbtools.formats.geom import check_geom
+from kbtools.formats.params import check_params
+from kbtools.index.paths import (UnsafePath, is_hidden_or_reserved, real_target_is_allowed,
+                                 resolve_in_share, safe_relpath)
+from kbtools.index.share_index import ShareIndex
+from kbtools.protocol.routing import node_info_object, nodeinfo_answer
+
+log = logging.getLogger("kbtools.share")
+
+FILE_CHUNK = 256 * 1024
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+class Metrics:
+    """The counters of nodeinfo `metrics` (spec §4.3), safe to bump from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def bump(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + by
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+@dataclass
+class ShareContext:
+    """What the API needs to know about the share it serves (kept up to date by the host)."""
+
+    root: Path
+    node_id: str
+    config: dict[str, Any]
+    public_pem: str
+    index: ShareIndex
+    listen_url: str = ""
+    metrics: Metrics = field(default_factory=Metrics)
+    parent_hub_info: dict[str, Any] | None = None
+
+    def nodeinfo(self) -> dict[str, Any]:
+        info = node_info_object(self.config, self.node_id, self.public_pem, self.listen_url)
+        return nodeinfo_answer(info, self.metrics.snapshot(), None, self.parent_hub_info)
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(obj, indent=4, ensure_ascii=False), status=status,
+                        content_type="application/json", charset="utf-8")
+
+
+def error_response(status: int, text: str) -> web.Response:
+    return json_response({"success": False, "error": text}, status)
+
+
+class ShareFileResponse(web.FileResponse):
+    """A file as it is on disk: never a `.gz`/`.br` sibling chosen by Accept-Encoding."""
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        headers = CIMultiDict(request.headers)
+        headers.popall("Accept-Encoding", None)
+        return await super().prepare(request.clone(headers=headers))
+
+
+def _split(path: str) -> list[str]:
+    """Path segments after the leading slash; one trailing slash is ignored (Express does so)."""
+    segments = path[1:].split("/") if path.startswith("/") else path.split("/")
+    if len(segments) > 1 and segments[-1] == "":
+        segments.pop()
+    return segments
+
+
+class ShareApi:
+    """The aiohttp application of one share."""
+
+    def __init__(self, ctx: ShareContext) -> None:
+        self.ctx = ctx
+        self.root_real = os.path.realpath(ctx.root)
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024)
+        app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
+        app.router.add_get("/{tail:.*}", self._dispatch)  # HEAD too
+        app.router.add_route("*", "/{tail:.*}", self._not_allowed)
+        app.on_response_prepare.append(self._cors)
+        return app
+
+    # -- plumbing
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:  # a bug must not become a stack trace on the network
+            log.exception("error answering %s", request.path)
+            return error_response(500, "Internal error")
+
+    @staticmethod
+    async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(CORS_HEADERS)
+
+    @staticmethod
+    async def _preflight(request: web.Request) -> web.Response:
+        headers = {"Access-Control-Allow-Methods": "GET,HEAD"}
+        wanted = request.headers.get("Access-Control-Request-Headers")
+        if wanted:
+            headers["Access-Control-Allow-Headers"] = wanted
+        return web.Response(status=204, headers=headers)
+
+    @staticmethod
+    async def _not_allowed(request: web.Request) -> web.Response:
+        return error_response(405, f"Method not allowed: {request.method}")
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        segments = _split(request.path)
+        if segments and segments[0].lower() == "find":
+            return error_response(404, "Cannot find. This is not a hub.")
+        if len(segments) < 2:
+            return error_response(404, "Not found")
+        node_id, word = segments[0].lower(), segments[1].lower()
+        rest = segments[2:]
+        if word == "api" and rest:
+            word, rest = "api/" + rest[0].lower(), rest[1:]
+        handler = {
+            "api/nodeinfo": self.nodeinfo, "api/readdir": self.readdir, "download": self.download,
+            "prv": self.prv, "api/dataset": self.dataset,
+        }.get(word)
+        if word == "api/find":
+            return error_response(404, "Cannot find. This is not a hub.")
+        if handler is None:
+            return error_response(404, "Not found")
+        if node_id != self.ctx.node_id:
+            if word == "api/nodeinfo":
+                return error_response(404, "Cannot route request from non-hub.")
+            return error_response(404, f"Incorrect kbshare id: {segments[0]}")
+        rel = "/".join(rest)
+        try:
+            return await handler(request, rel)
+        except UnsafePath:
+            return error_response(400, f"Unsafe path: {rel}")
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    # -- routes
+
+    async def nodeinfo(self, request: web.Request, rel: str) -> web.Response:
+        self.ctx.metrics.bump("num_requests_nodeinfo")
+        return json_response(self.ctx.nodeinfo())
+
+    async def readdir(self, request: web.Request, rel: str) -> web.Response:
+        self.ctx.metrics.bump("num_requests_readdir")
+        target = resolve_in_share(self.ctx.root, rel, allow_root=True)
+        answer = await self._in_thread(self._listing, target, rel)
+        if answer is None:
+            return error_response(404, f"Directory not found: {rel}")
+        return json_response(answer)
+
+    def _listing(self, target: Path, rel: str) -> dict[str, Any] | None:
+        try:
+            with os.scandir(target) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return None
+        files: list[dict[str, Any]] = []
+        dirs: list[dict[str, Any]] = []
+        for entry in entries:
+            name = entry.name
+            if is_hidden_or_reserved(name) or not _utf8(name):
+                continue
+            try:
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if not real_target_is_allowed(self.root_real, real):
+                        continue
+                    st = os.stat(real)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if statmod.S_ISDIR(st.st_mode):
+                dirs.append({"name": name})
+            elif statmod.S_ISREG(st.st_mode):
+                item: dict[str, Any] = {"name": name, "size": st.st_size}
+                prv = self.ctx.index.prv(f"{rel}/{name}" if rel else name)
+                if prv is not None:
+                    item["prv"] = prv
+                files.append(item)
+        return {"success": True, "files": files, "dirs": dirs}
+
+    async def download(self, request: web.Request, rel: str) -> web.StreamResponse:
+        self.ctx.metrics.bump("num_requests_download")
+        target = resolve_in_share(self.ctx.root, rel)
+        try:
+            st = target.stat()
+        except OSError:
+            return error_response(404, f"File not found: {rel}")
+        if not statmod.S_ISREG(st.st_mode):
+            return error_response(400, f"Not a file: {rel}")
+        return ShareFileResponse(target, chunk_size=FILE_CHUNK,
+                                 headers={"Cache-Control": "public, max-age=0"})
+
+    async def prv(self, request: web.Request, rel: str) -> web.Response:
+        self.ctx.metrics.bump("num_requests_prv")
+        safe_relpath(rel)
+        prv = self.ctx.index.prv(rel)
+        if prv is None:
+            return error_response(404, f"File is not yet indexed or does not exist: {rel}")
+        return json_response(prv)
+
+    async def dataset(self, request: web.Request, rel: str) -> web.Response:
+        self.ctx.metrics.bump("num_requests_dataset")
+        target = resolve_in_share(self.ctx.root, rel, allow_root=True)
+        for name in (RAW, GEOM, PARAMS):  # none of the three may lead out of the share
+            resolve_in_share(self.ctx.root, f"{rel}/{name}" if rel else name)
+        if not (target / RAW).exists():
+            return error_response(404, f"Not a dataset (no {RAW}): {rel}")
+        answer = await self._in_thread(self._describe_dataset, target, rel)
+        return json_response(answer)
+
+    def _describe_dataset(self, target: Path, rel: str) -> dict[str, Any]:
+        report = check_dataset(target).to_json()
+        geom = check_geom(target / GEOM)
+        params = check_params(target / PARAMS)
+        positions = [[v if math.isfinite(v) else None for v in row] for row in geom.positions]
+        answer = {"success": True, "dataset": report,
+                  "geom": positions if geom.positions else None, "params": params.params}
+        return _relative(answer, str(target), rel or ".")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _relative(obj: Any, abs_dir: str, rel: str) -> Any:
+    """Replace the absolute dataset directory by its share-relative path in every string."""
+    if isinstance(obj, str):
+        if obj == abs_dir:
+            return rel
+        return obj.replace(abs_dir + os.sep, "" if rel == "." else rel + "/")
+    if isinstance(obj, dict):
+        return {k: _relative(v, abs_dir, rel) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relative(v, abs_dir, rel) for v in obj]
+    return obj
+
+
+class ShareServer:
+    """The share's aiohttp app on its own event loop thread."""
+
+    def __init__(self, api: ShareApi, bind: str, port: int) -> None:
+        self.api, self.bind, self.port = api, bind, port
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="kb-share-http",
+                                        daemon=True)
+
+    def start(self) -> None:
+        """Listen now (raises OSError when the port is taken), then serve in the background."""
+        self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        self.loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, self.bind, self.port, reuse_address=True)
+        self.loop.run_until_complete(site.start())
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._runner is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop)
+        try:
+            fut.result(10)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self._runner = None
+
+    @property
+    def local_url(self) -> str:
+        """A URL of this server that works from this host (for replaying tunnelled requests)."""
+        host = self.bind
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,98 @@
+"""A hosted share: its HTTP server, its index kept fresh, and its link to the parent hub.
+
+    host = ShareHost(prepared_node, hub_url, passcode, bind="127.0.0.1", port=2000,
+                     listen_url="http://127.0.0.1:2000", on_event=print, say=print)
+    host.start()      # listening and indexing; the link connects in the background
+    ...
+    host.stop()
+
+Events (dicts, `event` first) go to `on_event` from background threads: `registered`,
+`disconnected`, `index`, `stdin`. They are the NDJSON lines of kb-host (schemas/kb-host-event.json).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from kbtools.index.share_index import IndexDelta, ShareIndex
+from kbtools.node.config import PreparedNode
+from kbtools.protocol.envelope import Signer
+from kbtools.protocol.leafconn import ParentLink, register_info
+from kbtools.share.api import ShareApi, ShareContext, ShareServer
+from kbtools.share.indexer import IndexKeeper, read_index_records
+from kbtools.share.link import HubLink
+
+MAX_LISTED_CHANGES = 20
+
+
+class ShareHost:
+    def __init__(self, node: PreparedNode, hub_url: str, passcode: str, *, bind: str, port: int,
+                 listen_url: str, on_event: Callable[[dict[str, Any]], None],
+                 say: Callable[[str], None], fast_path: bool = True,
+                 refresh_interval: float | None = None, max_retry: float | None = None) -> None:
+        self.node = node
+        self.hub_url = hub_url.rstrip("/")
+        self.on_event = on_event
+        self.say = say
+        self.index = ShareIndex(node.node_dir)
+        self.ctx = ShareContext(Path(node.node_dir), node.node_id, node.config,
+                                node.identity.public_pem, self.index, listen_url)
+        self.server = ShareServer(ShareApi(self.ctx), bind, port)
+        kwargs = {"interval": refresh_interval} if refresh_interval else {}
+        self.keeper = IndexKeeper(self.index, self._index_changed, **kwargs)
+        link = ParentLink(Signer(node.identity),
+                          register_info(node.config, listen_url, "leaf", fast_path=fast_path),
+                          passcode)
+        link_kwargs = {"max_retry": max_retry} if max_retry else {}
+        self.link = HubLink(link, self.hub_url, self.server.local_url, self.keeper.node_data,
+                            self._link_event, say, **link_kwargs)
+        self._link_thread = threading.Thread(target=self.link.run, name="kb-host-link", daemon=True)
+        self._started = False
+
+    @property
+    def node_id(self) -> str:
+        return self.node.node_id
+
+    def start(self) -> None:
+        """Listen (OSError if the port is taken), start indexing, connect in the background."""
+        self.server.start()
+        self._started = True
+        self.keeper.start()
+        self._link_thread.start()
+
+    def read_stdin_records(self, stream: IO[str]) -> None:
+        """Read kb-index records from `stream` in a background thread."""
+        threading.Thread(target=read_index_records, args=(stream, self.keeper, self.on_event),
+                         name="kb-host-stdin", daemon=True).start()
+
+    def stop(self) -> None:
+        self.link.stop()
+        if self._link_thread.is_alive():
+            self._link_thread.join(15)
+        if self._started:
+            self.keeper.stop()
+            self.server.stop()
+        self.index.close()
+
+    # -- events
+
+    def _link_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "registered":
+            self.ctx.parent_hub_info = event.get("parent_hub")
+            self.ctx.metrics.bump("parent_hub_connections")
+        elif event.get("event") == "disconnected":
+            self.ctx.parent_hub_info = None
+        self.on_event(event)
+
+    def _index_changed(self, delta: IndexDelta, refreshes: int) -> None:
+        event: dict[str, Any] = {"event": "index", "files": delta.files, "bytes": delta.bytes,
+                                 "hashed": delta.hashed, "added": len(delta.added),
+                                 "changed": len(delta.changed), "removed": len(delta.removed),
+                                 "errors": len(delta.errors)}
+        if refreshes > 1:  # name what changed (not the whole share on the first scan)
+            for key in ("added", "changed", "removed"):
+                names = getattr(delta, key)[:MAX_LISTED_CHANGES]
+                if names:
+                    event[f"{key}_paths"] = names
+        self.on_event(event)

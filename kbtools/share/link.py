@@ -1,0 +1,320 @@
+"""The share's websocket link to its parent hub (websocket-client, in threads).
+
+`HubLink.run()` connects, registers with the signed envelope, reports the node data (1 s after
+registration, then every 5 s: the hub's heartbeat; sooner when the index changed), and serves tunnelled
+requests; after any failure it reconnects, for ever, with a growing delay (1 s doubling up to 10 s,
+with jitter). The protocol itself (frames, polite alternation, flow control) is
+`kbtools.protocol.leafconn.ParentLink`; this module only moves its frames.
+
+A tunnelled request is replayed against the share's own HTTP server, as the original share does, so
+both ways of asking get the same answer (Range, ETag, HEAD, errors). Its body is read from that server
+only as fast as the link may send it: at most a few 64 KiB frames wait for the hub's `ok` on the
+compatible path, at most the granted credit on the fast path. Memory stays flat whatever the file size.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import quote
+
+import requests
+import websocket
+
+from kbtools.node.config import websocket_url
+from kbtools.protocol.errors import LocalProtocolError
+from kbtools.protocol.leafconn import (
+    HubError, ParentLink, Registered, RequestStarted, TopHubUrl,
+)
+from kbtools.protocol.messages import InitiateRequest
+from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
+
+log = logging.getLogger("kbtools.share")
+
+FIRST_REPORT_DELAY = 1.0
+REPORT_INTERVAL = 5.0  # the hub closes a link silent for 60 s; reports are the heartbeat
+MIN_REPORT_GAP = 1.0  # an index change is reported this soon after the previous report, not sooner
+STALL_TIMEOUT = 60.0  # no frame from the hub for this long while we wait for one: the link is dead
+CONNECT_TIMEOUT = 10.0
+FIRST_RETRY = 1.0
+MAX_RETRY = 10.0
+MAX_REQUESTS = 64  # tunnelled requests served at once
+FAST_CHUNK = 1024 * 1024
+# Never passed on to the share's own server (the body is re-framed, the host is ours).
+DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def retry_delays(first: float = FIRST_RETRY, cap: float = MAX_RETRY):
+    """1, 2, 4, 8, 10, 10, ... seconds, each with ±20 % jitter (many shares, one restarted hub)."""
+    delay = first
+    while True:
+        yield delay * random.uniform(0.8, 1.2)
+        delay = min(cap, delay * 2)
+
+
+@dataclass
+class NodeData:
+    """One published state of the share's index: the node data and its object_hash."""
+
+    data: dict[str, Any]
+    data_hash: str
+    version: int
+
+
+class _Gone(Exception):
+    """The connection a tunnel worker belonged to is gone."""
+
+
+class HubLink:
+    """The link to the parent hub; `run()` blocks until `stop()` (see the module docstring)."""
+
+    def __init__(self, link: ParentLink, hub_url: str, local_url: str,
+                 node_data: Callable[[], NodeData], on_event: Callable[[dict[str, Any]], None],
+                 say: Callable[[str], None], *, max_retry: float = MAX_RETRY) -> None:
+        self.link = link
+        self.hub_url = hub_url.rstrip("/")
+        self.ws_url = websocket_url(hub_url)
+        self.local_url = local_url
+        self.node_data = node_data
+        self.on_event = on_event
+        self.say = say
+        self.max_retry = max_retry
+        self._stop = threading.Event()
+        self._lock = threading.Condition(threading.RLock())
+        self._ws: websocket.WebSocket | None = None
+        self._generation = 0
+        self._last_received = 0.0
+        self._hub_error: str | None = None
+        self._requests = threading.BoundedSemaphore(MAX_REQUESTS)
+        self.connections = 0  # successful registrations so far
+        self.parent_info: dict[str, Any] | None = None
+
+    # -- life cycle
+
+    def stop(self) -> None:
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.abort()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        with self._lock:
+            self._lock.notify_all()
+
+    def run(self) -> None:
+        delays = retry_delays(cap=self.max_retry)
+        while not self._stop.is_set():
+            registered, reason = self._one_connection()
+            if self._stop.is_set():
+                break
+            if registered:
+                delays = retry_delays(cap=self.max_retry)
+            delay = next(delays)
+            self.on_event({"event": "disconnected", "reason": reason, "retry_in": round(delay, 1)})
+            self.say(f"{reason}; retrying in {delay:.0f} s")
+            self._stop.wait(delay)
+
+    # -- one connection
+
+    def _one_connection(self) -> tuple[bool, str]:
+        """Connect, register and serve until the link breaks; (registered?, why it ended)."""
+        self._hub_error = None
+        try:
+            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT,
+                                             enable_multithread=True, skip_utf8_validation=True)
+        except Exception as exc:  # noqa: BLE001 - refused, DNS, TLS, HTTP status: all retried
+            return False, f"connection to parent hub {self.hub_url} failed: {_describe(exc)}"
+        ws.settimeout(None)  # blocking reads; stop() and the stall check abort the socket
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            self._ws = ws
+            self._last_received = time.monotonic()
+            self._send(self.link.connection_opened(now_ms()))
+        closed = threading.Event()
+        reader = threading.Thread(target=self._read, args=(ws, generation, closed),
+                                  name="kb-host-link-reader", daemon=True)
+        reader.start()
+        try:
+            self._tick(ws, closed)
+        finally:
+            with self._lock:
+                self._generation += 1  # tunnel workers of this connection stop
+                registered = self.link.registered
+                self.link.connection_lost()
+                self._ws = None
+                self._lock.notify_all()
+            try:
+                ws.abort()
+                ws.close(timeout=1)
+            except Exception:  # noqa: BLE001
+                pass
+            reader.join(5)
+        if self._hub_error:
+            what = "refused the registration" if not registered else "closed the link"
+            return registered, f"parent hub {what}: {self._hub_error}"
+        return registered, f"lost the connection to parent hub {self.hub_url}"
+
+    def _tick(self, ws: websocket.WebSocket, closed: threading.Event) -> None:
+        """Report node data on schedule and watch for a stalled hub, until the reader stops."""
+        next_report: float | None = None
+        last_report = 0.0
+        reported_version = -1
+        while not closed.wait(0.2):
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            with self._lock:
+                registered = self.link.registered
+                stalled = self.link.awaiting_response and now - self._last_received > STALL_TIMEOUT
+            if stalled:
+                self._hub_error = f"no answer for {STALL_TIMEOUT:.0f} s"
+                return
+            if not registered:
+                continue
+            if next_report is None:
+                next_report = now + FIRST_REPORT_DELAY
+            current = self.node_data()
+            due = now >= next_report or (current.version != reported_version
+                                         and now - last_report >= MIN_REPORT_GAP)
+            if due:
+                with self._lock:
+                    self._send(self.link.report_node_data(current.data, now_ms(), current.data_hash))
+                reported_version, last_report = current.version, now
+                next_report = now + REPORT_INTERVAL
+
+    def _read(self, ws: websocket.WebSocket, generation: int, closed: threading.Event) -> None:
+        try:
+            while True:
+                opcode, data = ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    frame: str | bytes = data.decode("utf-8", "replace")
+                elif opcode == websocket.ABNF.OPCODE_BINARY:
+                    frame = data
+                else:
+                    return  # close frame
+                with self._lock:
+                    if generation != self._generation:
+                        return
+                    self._last_received = time.monotonic()
+                    out = self.link.receive_frame(frame, now_ms())
+                    self._send(out.send)
+                    self._lock.notify_all()  # budgets may have grown
+                for event in out.events:
+                    self._handle(event, generation)
+                if out.close:
+                    self._hub_error = self._hub_error or out.close_reason
+                    return
+        except Exception as exc:  # noqa: BLE001 - any socket error ends this connection
+            log.debug("link reader: %s", _describe(exc))
+        finally:
+            closed.set()
+
+    def _handle(self, event: Any, generation: int) -> None:
+        if isinstance(event, Registered):
+            self.connections += 1
+            self.parent_info = event.parent_info
+            self.on_event({"event": "registered", "parent_hub": event.parent_info,
+                           "fast_path": event.fast_path, "connections": self.connections})
+        elif isinstance(event, HubError):
+            self._hub_error = event.text
+        elif isinstance(event, TopHubUrl):
+            pass  # a share stores it and never uses it (spec §2.8)
+        elif isinstance(event, RequestStarted):
+            if self._requests.acquire(blocking=False):
+                threading.Thread(target=self._serve, args=(event.request, generation),
+                                 name="kb-host-tunnel", daemon=True).start()
+            else:
+                try:
+                    self._call(generation, lambda t: self.link.report_error(
+                        event.request.request_id, "Error in request: too many requests", t))
+                except _Gone:
+                    pass
+
+    def _send(self, frames: list[str | bytes]) -> None:
+        """Send frames in order (the caller holds the lock); a failure ends the connection."""
+        ws = self._ws
+        if ws is None:
+            return
+        for frame in frames:
+            if isinstance(frame, bytes):
+                ws.send_binary(frame)
+            else:
+                ws.send(frame)
+
+    def _call(self, generation: int, make: Callable[[int], list[str | bytes]]) -> None:
+        with self._lock:
+            if generation != self._generation or self._ws is None:
+                raise _Gone
+            try:
+                frames = make(now_ms())
+            except LocalProtocolError:
+                raise _Gone from None
+            try:
+                self._send(frames)
+            except Exception:  # noqa: BLE001 - the reader sees the broken socket too
+                raise _Gone from None
+
+    def _budget(self, generation: int, request_id: str) -> int:
+        """Wait until the link may take response bytes for this request."""
+        with self._lock:
+            while True:
+                if generation != self._generation or self._stop.is_set():
+                    raise _Gone
+                n = self.link.response_budget(request_id)
+                if n > 0:
+                    return n
+                self._lock.wait(1.0)
+
+    # -- tunnelled requests
+
+    def _serve(self, request: InitiateRequest, generation: int) -> None:
+        rid = request.request_id
+        try:
+            self._replay(request, generation)
+        except _Gone:
+            pass
+        except Exception as exc:  # noqa: BLE001 - reported to the hub, never raised
+            log.debug("tunnel %s: %s", rid, _describe(exc))
+            try:
+                self._call(generation, lambda t: self.link.report_error(
+                    rid, f"Error in request: {_describe(exc)}", t))
+            except _Gone:
+                pass
+        finally:
+            self._requests.release()
+
+    def _replay(self, request: InitiateRequest, generation: int) -> None:
+        rid = request.request_id
+        path = decode_tunnel_path(request.path)
+        url = f"{self.local_url}/{quote(path, safe='/')}"
+        headers = {str(k): v for k, v in request.headers.items()
+                   if isinstance(v, str) and str(k).lower() not in DROP_REQUEST_HEADERS}
+        headers["Accept-Encoding"] = "identity"
+        with requests.request(request.method, url, headers=headers, stream=True,
+                              allow_redirects=False, timeout=(10, 60)) as resp:
+            answer_headers = {k.lower(): v for k, v in resp.headers.items()
+                              if k.lower() not in HOP_BY_HOP}
+            self._call(generation, lambda t: self.link.send_response_headers(
+                rid, resp.status_code, resp.reason or "", answer_headers, t))
+            if request.method != "HEAD":
+                while True:
+                    budget = self._budget(generation, rid)
+                    chunk = resp.raw.read(min(budget, FAST_CHUNK), decode_content=False)
+                    if not chunk:
+                        break
+                    self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
+        self._call(generation, lambda t: self.link.end_response(rid, t))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
