@@ -7,6 +7,7 @@ original hub does: the share's direct URL first, then its own, with the raw (une
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import socket
@@ -19,18 +20,24 @@ from aiohttp import web
 
 
 def sha1_hex(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+    return prv_of(path)["original_checksum"]
 
 
 def prv_of(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return dict(_prv(path, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _prv(path: Path, size: int, mtime_ns: int) -> tuple[tuple[str, Any], ...]:
     data = path.read_bytes()
-    return {
-        "original_checksum": hashlib.sha1(data).hexdigest(),
-        "original_size": len(data),
-        "original_fcs": "head1000-" + hashlib.sha1(data[:1000]).hexdigest(),
-        "original_path": str(path),
-        "prv_version": "0.11",
-    }
+    return (
+        ("original_checksum", hashlib.sha1(data).hexdigest()),
+        ("original_size", len(data)),
+        ("original_fcs", "head1000-" + hashlib.sha1(data[:1000]).hexdigest()),
+        ("original_path", str(path)),
+        ("prv_version", "0.11"),
+    )
 
 
 def free_port() -> int:

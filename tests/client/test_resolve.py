@@ -70,3 +70,8 @@ def test_hub_down_is_a_peer_error_and_no_hub_a_bad_url():
         resolve("kbucket://a1b2c3d4e5f6/x", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BadUrl, match="KBUCKET_URL"):
         resolve("kbucket://a1b2c3d4e5f6/x")
+
+
+def test_http_readdir_url_of_the_hub_is_a_directory(network):
+    resolution = resolve(f"{network.hub.url}/{network.node_id}/api/readdir/sp%20ace")
+    assert resolution.type == "dir" and [e.name for e in resolution.entries] == ["f #1?.txt"]
