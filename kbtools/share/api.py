@@ -41,6 +41,7 @@ log = logging.getLogger("kbtools.share")
 
 FILE_CHUNK = 256 * 1024
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+ANY_PATH = r"/{tail:[\s\S]*}"  # `.` would not match a newline, and names may hold one
 
 
 class Metrics:
@@ -112,9 +113,9 @@ class ShareApi:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024)
-        app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
-        app.router.add_get("/{tail:.*}", self._dispatch)  # HEAD too
-        app.router.add_route("*", "/{tail:.*}", self._not_allowed)
+        app.router.add_route("OPTIONS", ANY_PATH, self._preflight)
+        app.router.add_get(ANY_PATH, self._dispatch)  # HEAD too
+        app.router.add_route("*", ANY_PATH, self._not_allowed)
         app.on_response_prepare.append(self._cors)
         return app
 
