@@ -7,7 +7,6 @@ files only, unless ``check_data`` asks for R11 (a full read of float data).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,12 @@ from kbtools.formats.params import check_params
 RAW, GEOM, PARAMS = "raw.mda", "geom.csv", "params.json"
 
 
-@dataclass
 class DatasetReport(CheckResult):
     """The findings and summary of one dataset directory."""
 
-    summary: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.summary: dict[str, Any] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "valid": self.valid,
@@ -57,7 +57,7 @@ def check_dataset(path: str | os.PathLike[str], *, check_data: bool = False) -> 
     report.summary = {
         "num_channels": channels,
         "num_timepoints": timepoints,
-        "dtype": h.dtype or None if h is not None else None,
+        "dtype": (h.dtype or None) if h is not None else None,
         "samplerate": samplerate,
         "duration_sec": timepoints / samplerate if timepoints is not None and samplerate else None,
         "geom_columns": geom.columns,

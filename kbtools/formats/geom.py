@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,14 @@ _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infi
 _BLANKS = " \t"
 
 
-@dataclass
 class GeomInfo(CheckResult):
     """What checking one geom.csv found."""
 
-    positions: list[tuple[float, ...]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # 1-based line of each position
-    columns: int | None = None
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.positions: list[tuple[float, ...]] = []
+        self.lines: list[int] = []  # 1-based line of each position
+        self.columns: int | None = None
 
     @property
     def rows(self) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from kbtools.errors import KbError
@@ -40,14 +39,21 @@ class MdaError(KbError):
         self.findings = findings
 
 
-@dataclass(frozen=True)
 class MdaHeader:
     """A parsed header. ``num_dims`` is as stored (negative when the dims are 64-bit)."""
 
-    data_type: int
-    num_bytes_per_entry: int
-    num_dims: int
-    dims: tuple[int, ...]
+    __slots__ = ("data_type", "num_bytes_per_entry", "num_dims", "dims")
+
+    def __init__(self, data_type: int, num_bytes_per_entry: int, num_dims: int,
+                 dims: tuple[int, ...]) -> None:
+        self.data_type = data_type
+        self.num_bytes_per_entry = num_bytes_per_entry
+        self.num_dims = num_dims
+        self.dims = dims
+
+    def __repr__(self) -> str:
+        return (f"MdaHeader(data_type={self.data_type}, num_bytes_per_entry="
+                f"{self.num_bytes_per_entry}, num_dims={self.num_dims}, dims={self.dims})")
 
     @property
     def uses_64bit_dims(self) -> bool:
@@ -82,12 +88,13 @@ class MdaHeader:
         return self.header_size + self.itemsize * count
 
 
-@dataclass
 class MdaInfo(CheckResult):
     """What checking one .mda file found: the header (when readable), sizes and findings."""
 
-    header: MdaHeader | None = None
-    file_size: int | None = None
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.header: MdaHeader | None = None
+        self.file_size: int | None = None
 
     @property
     def expected_size(self) -> int | None:

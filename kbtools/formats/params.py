@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,12 @@ KNOWN_KEYS = frozenset({
 })
 
 
-@dataclass
 class ParamsInfo(CheckResult):
     """What checking one params.json found; ``params`` is the parsed object when there is one."""
 
-    params: dict[str, Any] | None = None
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.params: dict[str, Any] | None = None
 
     @property
     def samplerate(self) -> float | None:
