@@ -123,7 +123,9 @@ class Hub:
             self._tasks.append(asyncio.create_task(self.parent.run()))
 
     async def stop(self) -> None:
-        """Close every child socket and the parent link, then the server."""
+        """Close every child socket and the parent link, then the server (once)."""
+        if self._stopping:
+            return
         self._stopping = True
         for task in self._tasks:
             task.cancel()
