@@ -11,6 +11,7 @@ is stopped (SIGTERM, then SIGKILL) when its context ends, also when the test fai
         with Network(tmp_path) as net:
             top = net.hub("top", passcode="toppass")
             child = net.hub("child", parent=top)            # a child hub under top
+            share = net.share("s", parent=child, files={"a.txt": b"a"})   # a kb-host under it
             requests.get(f"{top.url}/{child.node_id}/api/nodeinfo")
             top.events()                                     # NDJSON events printed so far
 
@@ -67,6 +68,13 @@ def hub_config(name: str, port: int, passcode: str = "", parent_url: str = ".",
             "passcode": passcode, "parent_hub_url": parent_url, **extra}
 
 
+def share_config(name: str, port: int, parent_url: str, **extra: Any) -> dict[str, Any]:
+    """A share's kbnode.json listening on 127.0.0.1:`port`, under the hub at `parent_url`."""
+    return {**COMMON, "node_type": "leaf", "name": name, "description": f"test share {name}",
+            "confirm_share": "yes", "listen_url": f"http://127.0.0.1:{port}",
+            "parent_hub_url": parent_url, **extra}
+
+
 class NodeProcess:
     """One kb-hub or kb-host process; stdout goes to `<logs>/<name>.<run>.out`, stderr to `.log`."""
 
@@ -97,8 +105,8 @@ class NodeProcess:
         """Where tests reach the node (the address it listens on)."""
         return str(self.ready.get("url") or self.ready.get("listen_url"))
 
-    def start(self, timeout: float = READY_TIMEOUT) -> "NodeProcess":
-        """Start and wait for the first JSON line on stdout."""
+    def start(self, timeout: float = READY_TIMEOUT, wait: bool = True) -> "NodeProcess":
+        """Start and wait for the first JSON line on stdout (unless not `wait`)."""
         self.runs += 1
         self.logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
@@ -109,6 +117,8 @@ class NodeProcess:
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                             env=env, cwd=str(ROOT), start_new_session=True)
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while True:
             text = self.out_path.read_text(encoding="utf-8", errors="replace")
@@ -196,6 +206,29 @@ class Network:
             write_kbnode(node_dir, hub_config(name, port, passcode, parent_url, **config))
         env = {"KBUCKET_HUB_PASSCODE": parent_passcode} if parent_passcode is not None else {}
         node = NodeProcess("kb-hub", node_dir, self.root / "logs", name, args, env)
+        self.nodes.append(node)
+        return node.start() if start else node
+
+
+    def share(self, name: str, parent: NodeProcess | str, passcode: str | None = None,
+              files: dict[str, bytes] | None = None, port: int | None = None,
+              args: tuple[str, ...] = (), start: bool = True, **config: Any) -> NodeProcess:
+        """A kb-host of `<root>/<name>` (with `files` written into it) under `parent`.
+
+        `passcode` (the parent's) goes through KBUCKET_HUB_PASSCODE (never argv). The ready line
+        is printed once the share is registered with its hub.
+        """
+        node_dir = self.root / name
+        for rel, data in (files or {}).items():
+            path = node_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if not (node_dir / ".kbucket" / "kbnode.json").exists():
+            port = free_port() if port is None else port
+            parent_url = parent.url if isinstance(parent, NodeProcess) else parent
+            write_kbnode(node_dir, share_config(name, port, parent_url, **config))
+        env = {"KBUCKET_HUB_PASSCODE": passcode} if passcode is not None else {}
+        node = NodeProcess("kb-host", node_dir, self.root / "logs", name, args, env)
         self.nodes.append(node)
         return node.start() if start else node
 

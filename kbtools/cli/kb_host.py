@@ -118,6 +118,7 @@ class KbHost(Command):
     def serve(self, host: Any, events: "queue.Queue[dict[str, Any]]", hub_url: str,
               listen_url: str) -> None:
         connected = False
+        early: list[dict[str, Any]] = []  # index and stdin events from before the first line
         while True:
             try:
                 event = events.get(timeout=0.5)
@@ -132,6 +133,8 @@ class KbHost(Command):
                              f"browse: {hub_url.rstrip('/')}/?node_id={host.node_id}")
                     self.emit(first_line(host.node_id, hub_url, listen_url,
                                          str(host.node.config.get("name", "")), parent))
+                    for past in early:
+                        self.emit(past)
                 else:
                     self.say(f"reconnected to parent hub {parent.get('name')}")
                     self.emit({"event": "reconnected", "parent_hub_url": hub_url.rstrip("/"),
@@ -144,6 +147,8 @@ class KbHost(Command):
                          f"{event['errors']} errors)")
             if connected:
                 self.emit(event)
+            elif kind in ("index", "stdin"):
+                early.append(event)
 
 
 main = KbHost.main

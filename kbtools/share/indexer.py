@@ -114,7 +114,7 @@ class IndexKeeper:
 def read_index_records(stream: IO[str], keeper: IndexKeeper,
                        on_batch: Callable[[dict[str, Any]], None]) -> None:
     """Read kb-index NDJSON from `stream` until its end (see the module docstring)."""
-    files = errors = ignored = 0
+    files = errors = ignored = pending = 0  # pending: lines since the last summary
 
     def batch_done(final: bool) -> None:
         keeper.refresh_soon()
@@ -126,6 +126,7 @@ def read_index_records(stream: IO[str], keeper: IndexKeeper,
             line = line.strip()
             if not line:
                 continue
+            pending += 1
             keeper.hold()
             try:
                 record = json.loads(line)
@@ -138,9 +139,11 @@ def read_index_records(stream: IO[str], keeper: IndexKeeper,
                 else:
                     files += 1
             elif kind == "summary":
+                pending = 0
                 batch_done(False)
             elif kind != "dataset":
                 ignored += 1
     except (OSError, ValueError):
         pass
-    batch_done(True)
+    if pending:  # input that ended without a summary; an empty stdin (</dev/null) says nothing
+        batch_done(True)
