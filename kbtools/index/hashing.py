@@ -51,6 +51,18 @@ def check_digest_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+_local = threading.local()
+
+
+def _thread_buffers() -> list[memoryview]:
+    """Two read buffers per thread, made once: zeroing 2 MiB per small file would cost more
+    than hashing it."""
+    views = getattr(_local, "views", None)
+    if views is None:
+        views = _local.views = [memoryview(bytearray(BLOCK_SIZE)), memoryview(bytearray(BLOCK_SIZE))]
+    return views
+
+
 def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
             cancel: threading.Event | None = None,
             on_block: Callable[[int], None] | None = None) -> Digests:
@@ -63,8 +75,7 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
     sha1 = hashlib.sha1()
     extras = {name: hashlib.new(name) for name in extra}
     helper = ThreadPoolExecutor(1) if extras and (limit or 0) >= PARALLEL_MIN_SIZE else None
-    buffers = [bytearray(BLOCK_SIZE), bytearray(BLOCK_SIZE)]
-    views = [memoryview(b) for b in buffers]
+    views = _thread_buffers()
     head = bytearray()
     total = 0
     which = 0

@@ -13,10 +13,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
 from kbtools.errors import KbError
-from kbtools.index.cache import FileRecord, IndexCache
+from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
 from kbtools.index.hashing import (Cancelled, Digests, FileChanging, check_digest_names,
                                    hash_file)
 from kbtools.index.paths import resolve_in_share, safe_relpath
@@ -27,8 +27,7 @@ from kbtools.index.walk import WalkEntry, WalkProblem, walk_share
 HASH_ATTEMPTS = 3
 
 
-@dataclass
-class FileOutcome:
+class FileOutcome(NamedTuple):
     """What indexing one file gave: a record, or an error code and message."""
 
     relpath: str
@@ -202,23 +201,25 @@ class ShareIndex:
     def _scan(self, progress: Progress) -> Iterator[FileOutcome]:
         started = time.monotonic()
         delta = IndexDelta()
-        walk = walk_share(self.root)
-        delta.problems = walk.problems
         known = self._known()
         previous = self._records
         extra = self.digests
-        plan: list[tuple[WalkEntry, FileRecord | None]] = []
-        todo: list[int] = []
-        todo_bytes = 0
-        for entry in walk.files:
-            rec = known.get(entry.relpath)
-            if (rec is not None and rec.matches(entry.size, entry.mtime_ns, entry.ino)
-                    and _has_digests(rec, extra)):
-                plan.append((entry, rec))
-            else:
-                todo.append(len(plan))
-                todo_bytes += entry.size
-                plan.append((entry, None))
+        get = known.get
+        margin = RACY_MARGIN_NS
+
+        def lookup(relpath: str, size: int, mtime_ns: int, ino: int) -> FileRecord | None:
+            rec = get(relpath)
+            # FileRecord.matches, inlined: this runs once per file on every refresh.
+            if (rec is not None and rec[1] == size and rec[2] == mtime_ns and rec[3] == ino
+                    and mtime_ns + margin <= rec[8] and (not extra or _has_digests(rec, extra))):
+                return rec
+            return None
+
+        walk = walk_share(self.root, lookup)
+        delta.problems = walk.problems
+        plan = walk.files  # FileRecord (unchanged) or WalkEntry (to hash), in walk order
+        todo = [i for i, item in enumerate(plan) if type(item) is WalkEntry]
+        todo_bytes = sum(plan[i].size for i in todo)
         progress.start(len(todo), todo_bytes)
 
         new_records: dict[str, FileRecord] = {}
@@ -233,7 +234,7 @@ class ShareIndex:
             nonlocal next_todo
             while pool is not None and next_todo < len(todo) and len(futures) < window:
                 i = todo[next_todo]
-                entry = plan[i][0]
+                entry = plan[i]
                 old = known.get(entry.relpath)
                 want = extra
                 if old is not None:  # keep the extra digests the old record had
@@ -242,40 +243,45 @@ class ShareIndex:
                 futures[i] = pool.submit(self._hash_entry, entry, want, cancel)
                 next_todo += 1
 
+        records = self._records
+        from_cache = hashed = nbytes = 0
         try:
             submit_more()
-            for i, (entry, rec) in enumerate(plan):
-                if rec is not None:
-                    outcome = FileOutcome(entry.relpath, rec, from_cache=True)
-                    delta.from_cache += 1
+            for i, item in enumerate(plan):
+                relpath = item[0]
+                if type(item) is not WalkEntry:
+                    rec = item
+                    outcome = FileOutcome(relpath, rec, True)
+                    from_cache += 1
                 else:
                     outcome = futures.pop(i).result()
                     submit_more()
-                    progress.advance(1, entry.size)
-                    if outcome.record is None and outcome.error_code is None:
-                        continue  # vanished
-                    if outcome.record is not None:
-                        delta.hashed += 1
-                        if self._cache is not None:
-                            self._cache.put(outcome.record)
-                rec = outcome.record
-                if rec is None:
-                    delta.errors.append(outcome)
-                else:
-                    new_records[entry.relpath] = rec
-                    old = previous.get(entry.relpath)
+                    progress.advance(1, item.size)
+                    rec = outcome.record
+                    if rec is None:
+                        if outcome.error_code is not None:
+                            delta.errors.append(outcome)
+                            yield outcome
+                        continue  # or vanished
+                    hashed += 1
+                    if self._cache is not None:
+                        self._cache.put(rec)
+                new_records[relpath] = rec
+                nbytes += rec[1]
+                old = previous.get(relpath)
+                if old is not rec:
                     if old is None:
-                        delta.added.append(entry.relpath)
+                        delta.added.append(relpath)
                     elif old.sha1 != rec.sha1 or old.size != rec.size:
-                        delta.changed.append(entry.relpath)
+                        delta.changed.append(relpath)
                     if old != rec:
-                        self._records[entry.relpath] = rec
+                        records[relpath] = rec  # visible at once to prv() in other threads
                         self._by_sha1 = None
-                    delta.files += 1
-                    delta.bytes += rec.size
                 yield outcome
             completed = True
         finally:
+            delta.from_cache, delta.hashed = from_cache, hashed
+            delta.files, delta.bytes = len(new_records), nbytes
             cancel.set()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -8,13 +8,14 @@ paths and are reported instead of indexed.
 """
 from __future__ import annotations
 
+import operator
 import os
 import stat as statmod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
-from kbtools.index.paths import is_hidden_or_reserved, real_target_is_allowed
+from kbtools.index.paths import NODE_MODULES, real_target_is_allowed
 
 
 class WalkEntry(NamedTuple):
@@ -35,10 +36,14 @@ class WalkProblem:
 
 @dataclass
 class WalkResult:
-    files: list[WalkEntry] = field(default_factory=list)
+    #: WalkEntry items, or what ``lookup`` returned for files it knew.
+    files: list[Any] = field(default_factory=list)
     #: Relative paths of the directories walked, the root as ``""``.
     dirs: list[str] = field(default_factory=list)
     problems: list[WalkProblem] = field(default_factory=list)
+
+
+_name = operator.attrgetter("name")
 
 
 def _utf8_ok(name: str) -> bool:
@@ -51,11 +56,20 @@ def _utf8_ok(name: str) -> bool:
     return True
 
 
-def walk_share(root: Path | str) -> WalkResult:
-    """Walk ``root`` and return its indexable files and directories (see the module docstring)."""
+#: ``lookup(relpath, size, mtime_ns, ino)``: a known record still valid for that stat, or None.
+Lookup = Callable[[str, int, int, int], Any]
+
+
+def walk_share(root: Path | str, lookup: Lookup | None = None) -> WalkResult:
+    """Walk ``root`` and return its indexable files and directories (see the module docstring).
+
+    With ``lookup``, a file it knows is listed as what it returns instead of a :class:`WalkEntry`
+    (one pass instead of two over 100,000 files: an unchanged share re-indexes as this walk).
+    """
     result = WalkResult()
     root_real = os.path.realpath(root)
     files_append = result.files.append
+    new_entry = tuple.__new__  # WalkEntry(...) without the keyword-argument machinery
     # Each stack item: (directory path to scan, relpath prefix, real paths of it and its ancestors).
     stack: list[tuple[str, str, tuple[str, ...]]] = [(root_real, "", (root_real,))]
     while stack:
@@ -63,7 +77,7 @@ def walk_share(root: Path | str) -> WalkResult:
         result.dirs.append(prefix[:-1])
         try:
             with os.scandir(dir_path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except OSError as exc:
             result.problems.append(WalkProblem(prefix[:-1] or ".", "dir-unreadable",
                                                f"cannot list directory: {exc.strerror}"))
@@ -71,16 +85,26 @@ def walk_share(root: Path | str) -> WalkResult:
         subdirs: list[tuple[str, str, tuple[str, ...]]] = []
         for entry in entries:
             name = entry.name
-            if is_hidden_or_reserved(name):
+            # Same rule as is_hidden_or_reserved, inlined: a scandir name is never empty and
+            # never holds "/" or NUL, and this loop runs once per file of the share.
+            if name[0] == "." or name == NODE_MODULES:
                 continue
             relpath = prefix + name
-            if not _utf8_ok(name):
+            if not name.isascii() and not _utf8_ok(name):
                 result.problems.append(WalkProblem(relpath.encode("utf-8", "replace").decode(),
                                                    "name-not-utf8",
                                                    "file name is not valid UTF-8; not indexed"))
                 continue
             try:
-                if entry.is_symlink():
+                if entry.is_file(follow_symlinks=False):  # the common case first
+                    st = entry.stat(follow_symlinks=False)
+                    if lookup is not None:
+                        known = lookup(relpath, st.st_size, st.st_mtime_ns, st.st_ino)
+                        if known is not None:
+                            files_append(known)
+                            continue
+                    files_append(new_entry(WalkEntry, (relpath, st.st_size, st.st_mtime_ns, st.st_ino)))
+                elif entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if not real_target_is_allowed(root_real, target):
                         result.problems.append(WalkProblem(relpath, "symlink-outside",
@@ -94,13 +118,11 @@ def walk_share(root: Path | str) -> WalkResult:
                         else:
                             subdirs.append((target, relpath + "/", chain + (target,)))
                     elif statmod.S_ISREG(st.st_mode):
-                        files_append(WalkEntry(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
+                        known = lookup and lookup(relpath, st.st_size, st.st_mtime_ns, st.st_ino)
+                        files_append(known or WalkEntry(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
                 elif entry.is_dir(follow_symlinks=False):
                     real = dir_path + os.sep + name
                     subdirs.append((real, relpath + "/", chain + (real,)))
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    files_append(WalkEntry(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
                 # FIFOs, sockets and devices are never opened.
             except FileNotFoundError:
                 continue  # vanished during the walk

@@ -207,3 +207,20 @@ def test_a_file_that_keeps_changing_is_an_error_record(tmp_path):
     files = {f["path"]: f for f in _by_type(again.records, "file")}
     assert files["busy"]["cached"] is False
     assert files["busy"]["sha1"] == sha1(busy.read_bytes())
+
+
+def test_fast_record_lines_equal_the_json_writer(share):
+    from kbtools.cli.base import dump_json
+    from kbtools.cli.kb_index import file_record_json, file_record_line
+    from kbtools.index.share_index import FileOutcome, ShareIndex
+
+    root, _ = share
+    write(root / "ctl\x01\x7f\u2028.txt", "control characters")
+    for digests in [(), ("sha256",), ("md5", "sha256")]:
+        with ShareIndex(root, digests=digests) as index:
+            for outcome in index.scan():
+                for cached in (True, False):
+                    o = outcome._replace(from_cache=cached)
+                    assert file_record_line(o, digests) == dump_json(file_record_json(o, digests))
+    failed = FileOutcome("x", None, False, "file-unreadable", "cannot read", 3, 10**18)
+    assert file_record_line(failed, ()) == dump_json(file_record_json(failed, ()))

@@ -1,0 +1,86 @@
+"""Hashing a 1 GiB file: kbtools' one-pass hashing against `openssl dgst -sha1` on the same warm file.
+
+Prints the time of each and the speed ratios (openssl time / kbtools time); targets: >= 0.9 for
+SHA-1 alone, >= 0.8 for SHA-1 + SHA-256 (the helper thread puts SHA-256 on the second core).
+Both the in-process hashing and the whole `kb-index --prv` command (start-up included) are shown.
+
+Usage: bench_hash.py [--size-mib N] [--runs N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kbtools.index.hashing import hash_file  # noqa: E402
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def command(name: str) -> str:
+    script = Path(sys.executable).parent / name
+    return str(script if script.exists() else ROOT / "bin" / name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    if shutil.which("openssl") is None:
+        print("openssl not found", file=sys.stderr)
+        return 3
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="kb-bench-hash-") as tmp:
+        path = Path(tmp) / "big.bin"
+        with open(path, "wb") as fh:
+            block = os.urandom(1 << 20)
+            for i in range(args.size_mib):
+                fh.write(block[i % 251:] + block[: i % 251])
+        path.read_bytes()  # warm the page cache
+        size_gb = args.size_mib * (1 << 20) / 1e9
+
+        def openssl() -> None:
+            subprocess.run(["openssl", "dgst", "-sha1", str(path)], check=True, stdout=subprocess.DEVNULL)
+
+        kb_index = [command("kb-index"), "--prv", str(path), "--no-cache"]
+        cases = {
+            "openssl dgst -sha1": openssl,
+            "hash_file sha1": lambda: hash_file(path),
+            "hash_file sha1+sha256": lambda: hash_file(path, ("sha256",)),
+            "kb-index --prv (sha1)": lambda: subprocess.run(kb_index, check=True, stdout=subprocess.DEVNULL),
+            "kb-index --prv --digest sha256": lambda: subprocess.run(
+                kb_index + ["--digest", "sha256"], check=True, stdout=subprocess.DEVNULL),
+        }
+        times = {}
+        for name, fn in cases.items():
+            fn()  # warm-up
+            times[name] = median_time(fn, args.runs)
+            print(f"{name:34s} {times[name]:7.3f} s  {size_gb / times[name]:5.2f} GB/s")
+        ref = times["openssl dgst -sha1"]
+        print()
+        for name, target in [("hash_file sha1", 0.9), ("hash_file sha1+sha256", 0.8),
+                             ("kb-index --prv (sha1)", 0.9), ("kb-index --prv --digest sha256", 0.8)]:
+            ratio = ref / times[name]
+            verdict = "ok" if ratio >= target else "BELOW TARGET"
+            print(f"ratio {name:34s} {ratio:5.2f}x  (target >= {target}x) {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
