@@ -418,7 +418,8 @@
           ["Share", here ? h("a", { href: viewHref("share", id) }, name) : null],
           ["Owner", ownerLine(info)],
           ["Node id", h("code", null, id)],
-          ["Hub", parent ? (parent.name || nodeIdOf(parent)) : null],
+          ["Hub", parent && nodeIdOf(parent)
+            ? h("a", { href: viewHref("hub", nodeIdOf(parent)) }, parent.name || nodeIdOf(parent)) : null],
         ]),
         copyBlock(kbucketUrl, "kbucket URL")),
       datasetSection,
@@ -653,8 +654,8 @@
     const width = maxX - minX + 2 * pad;
     const height = maxY - minY + 2 * pad + tip;
 
-    // About 15 px per radius, then shrunk to fit 900 × 640 px; CSS shrinks it further on phones.
-    let scale = 15 / radius;
+    // About 20 px per radius, then shrunk to fit 900 × 640 px; CSS shrinks it further on phones.
+    let scale = 20 / radius;
     scale = Math.min(scale, 900 / width, 640 / height);
     const digits = String(points.length).length;
     const fontSize = Math.min(radius * 1.1, (radius * 3) / digits);
