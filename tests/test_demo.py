@@ -14,6 +14,12 @@ def test_demo_main(capsys):
     assert result["ok"] is True and result["kb_check"]["exit_code"] == 0
     assert len(result["kb_check"]["output"]["datasets"]) == len(demo.DATASETS)
     assert "kb-check passed" in captured.err
+    network = result["network"]
+    assert network["ok"] is True and network["downloaded_sha1"] == network["sha1"]
+    assert network["kb_get"]["record"]["status"] == "ok"
+    assert network["kbucket_url"] == f"kbucket://{network['node_id']}/dataset1"
+    assert network["browse_url"] == f"{network['hub_url']}/?node_id={network['node_id']}"
+    assert "stopped kb-host and kb-hub" in captured.err and "exit codes" not in captured.err
     assert not Path(result["study"]).exists()  # the temporary study is removed
 
 
