@@ -1,8 +1,8 @@
 """kb-check on a study of 20 datasets, against references measured in the same run.
 
 Reports two ratios: the kb-check command against `python3 -c pass` (start-up dominates a
-small study), and the in-process checks of every dataset against a plain `os.stat` + read of
-the same small files (what a header-only check cannot avoid).
+small study; timed like bench_mda_info.py), and the in-process checks of every dataset against a
+plain `os.stat` + read of the same small files (what a header-only check cannot avoid).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_mda_info import installed_env, measure  # noqa: E402
 
 from kbtools.formats.dataset import check_tree  # noqa: E402
 from kbtools.formats.sample import write_sample_study  # noqa: E402
@@ -56,13 +58,14 @@ def main() -> int:
             print(run.stdout[-2000:], run.stderr)
             return 1
         check_tree(study)  # jsonschema is imported once, outside the timed loop
-        startup = median(lambda: subprocess.run([sys.executable, "-c", "pass"]))
-        command_time = median(lambda: subprocess.run([command, str(study)],
-                                                     stdout=subprocess.DEVNULL))
+        runs = measure({"pass": [sys.executable, "-c", "pass"], "kb-check": [command, str(study)]},
+                       env=installed_env(os.path.join(tmp, "pycache")), runs=RUNS)
+        startup, command_time = (min(cpu for cpu, _ in runs[name]) for name in ("pass", "kb-check"))
         in_process = median(lambda: check_tree(study))
         floor = median(lambda: read_small_files(study))
-    print(f"kb-check ({command}) on {DATASETS} datasets: {command_time * 1000:.1f} ms median; "
-          f"python -c pass: {startup * 1000:.1f} ms; ratio {command_time / startup:.2f}x")
+    print(f"kb-check ({command}) on {DATASETS} datasets: cpu {command_time * 1000:.1f} ms; "
+          f"python3 -c pass: cpu {startup * 1000:.1f} ms (fastest runs); "
+          f"ratio {command_time / startup:.2f}x")
     print(f"check_tree in-process: {in_process * 1000:.2f} ms ({in_process / DATASETS * 1e6:.0f} µs "
           f"per dataset); stat + read of the same files: {floor * 1000:.2f} ms; "
           f"ratio {in_process / floor:.1f}x")
