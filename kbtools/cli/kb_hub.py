@@ -37,6 +37,8 @@ class KbHub(Command):
     output_format = "ndjson"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        # No abbreviations: `--passcode SECRET` must never be taken for `--passcode-file`.
+        parser.allow_abbrev = False
         parser.add_argument("dir", nargs="?", default=".", help="the hub's directory (default: .)")
         parser.add_argument("--auto", action="store_true",
                             help="take every answer from .kbucket/kbnode.json; ask nothing")
