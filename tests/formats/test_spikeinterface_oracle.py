@@ -129,3 +129,45 @@ def test_what_spikeinterface_rejects_we_reject(tmp_path, break_it):
     break_it(ds)
     assert not si_accepts(ds)
     assert not check_dataset(ds).valid
+
+
+def _one_dim(ds):
+    write_mda(ds / "raw.mda", np.zeros(200, np.int16))
+
+
+def _empty_raw(ds):
+    (ds / "raw.mda").write_bytes(b"")
+
+
+def _header_cut(ds):
+    (ds / "raw.mda").write_bytes((ds / "raw.mda").read_bytes()[:16])
+
+
+def _no_geom(ds):
+    (ds / "geom.csv").unlink()
+
+
+def _no_params(ds):
+    (ds / "params.json").unlink()
+
+
+@pytest.mark.parametrize("break_it", [_one_dim, _empty_raw, _header_cut, _no_geom, _no_params])
+def test_more_rejections_we_share(tmp_path, break_it):
+    test_what_spikeinterface_rejects_we_reject(tmp_path, break_it)
+
+
+def test_random_header_damage_spikeinterface_rejects_is_rejected(tmp_path):
+    """One byte of the raw.mda header changed at a time (fixed seed): never accepted when
+    SpikeInterface refuses the dataset."""
+    (ds,) = write_sample_study(tmp_path, channels=4, samples=50)
+    original = (ds / "raw.mda").read_bytes()
+    rng = np.random.default_rng(7)
+    refused = 0
+    for _ in range(60):
+        data = bytearray(original)
+        data[int(rng.integers(0, 20))] = int(rng.integers(0, 256))
+        (ds / "raw.mda").write_bytes(bytes(data))
+        if not si_accepts(ds):
+            refused += 1
+            assert not check_dataset(ds).valid, bytes(data[:20]).hex()
+    assert refused > 10  # the damage really reaches the oracle
