@@ -56,3 +56,13 @@ def test_finding_takes_defaults_from_the_registry():
     f = finding("R7", "x.mda", "truncated", line=None)
     assert f.severity == "error" and f.hint == RULES["R7"].hint
     assert finding("R5", "x", "m", severity="warning", hint="h").to_json()["hint"] == "h"
+
+
+def test_output_schemas_carry_the_finding_schema_unchanged():
+    schemas = ROOT / "kbtools" / "schemas"
+    finding_schema = json.loads((schemas / "finding.json").read_text())
+    body = {k: v for k, v in finding_schema.items() if not k.startswith("$") and k != "title"}
+    for name in ("mda-info", "geom-check", "params-check", "kb-check"):
+        assert json.loads((schemas / f"{name}.json").read_text())["$defs"]["finding"] == body, name
+    pattern = re.compile(finding_schema["properties"]["code"]["pattern"])
+    assert all(pattern.match(code) for code in RULES)
