@@ -56,3 +56,14 @@ def test_usage_errors(tmp_path):
     assert run_cli(GeomCheck, "g.csv", "--channels", "2", "--mda", "r.mda").code == 2
     assert run_cli(GeomCheck, "g.csv", "--channels", "0").code == 2
     assert run_cli(GeomCheck, "g.csv", "--channels", "x").code == 2
+
+
+def test_random_text_never_crashes(tmp_path):
+    rng = np.random.default_rng(11)
+    alphabet = list(b"0123456789,.-+eE \t\r\n#;\"xnaif") + [0xEF, 0xBB, 0xBF, 0xFF]
+    p = tmp_path / "geom.csv"
+    for _ in range(40):
+        p.write_bytes(bytes(rng.choice(alphabet, size=int(rng.integers(0, 60))).tolist()))
+        r = run_cli(GeomCheck, p, "--channels", "3")
+        assert r.code in (0, 1) and r.stderr == ""
+        validate(r.json, "geom-check")

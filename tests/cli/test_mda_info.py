@@ -103,3 +103,16 @@ def test_launcher_with_space_in_path(tmp_path):
     r = subprocess.run([str(ROOT / "bin" / "mda-info"), str(d / "raw file.mda")],
                        capture_output=True, text=True)
     assert r.returncode == 0 and '"dtype": "byte"' in r.stdout
+
+
+def test_random_bytes_never_crash(tmp_path):
+    rng = np.random.default_rng(5)
+    p = tmp_path / "x.mda"
+    for size in list(range(0, 40)) + [64, 500]:
+        data = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
+        if size >= 12 and rng.random() < 0.5:  # often a plausible start, to reach the dims
+            data = struct.pack("<iii", int(rng.integers(-9, 1)), 2, int(rng.integers(-3, 4))) + data[12:]
+        p.write_bytes(data)
+        r = run_cli(MdaInfo, p)
+        assert r.code in (0, 1) and r.stderr == "", (data.hex(), r.stderr)
+        validate(r.json, "mda-info")

@@ -32,3 +32,19 @@ def test_warnings_only_exit_0(tmp_path):
     (tmp_path / "params.json").write_text('{"samplerate": 1, "samplerate": 2}')
     r = run_cli(ParamsCheck, tmp_path / "params.json")
     assert r.code == 0 and r.json["findings"][0]["severity"] == "warning"
+
+
+def test_random_text_never_crashes(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    pieces = ['{', '}', '[', ']', '"samplerate"', '"spike_sign"', '"detect_sign"', ':', ',', '1',
+              '-1', '0', '1.0', '3e4', 'NaN', 'true', 'null', '"x"', ' ', '\n', '\ufeff', '1e999']
+    p = tmp_path / "params.json"
+    for _ in range(60):
+        p.write_text("".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))))
+        r = run_cli(ParamsCheck, p)
+        assert r.code in (0, 1) and r.stderr == ""
+        validate(r.json, "params-check")
+    p.write_text("[" * 100000)
+    assert run_cli(ParamsCheck, p).code == 1
