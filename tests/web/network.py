@@ -1,4 +1,4 @@
-"""A real kb-hub and kb-host on 127.0.0.1 over a small study, for the web page tests and screenshots."""
+"""Real kb-hub and kb-host processes on 127.0.0.1 over a small study, for the web page tests and screenshots."""
 from __future__ import annotations
 
 import contextlib
@@ -11,11 +11,14 @@ from urllib.parse import quote
 import requests
 
 from kbtools.formats.sample import write_sample_dataset
-from kbtools.node.config import read_node_id
-from tests.client.nodes import PASSCODE, Node, free_port, write_kbnode
+from tests.netfixtures import Network as Nodes
 
 MANY_FILES = 10_000
 ODD_NAME = "read me #1? ü.txt"   # needs percent-encoding in a URL path and in a query string
+OWNER = "Ada Lovelace"
+SHARE_DESCRIPTION = "Sample study: one 4-channel tetrode recording"
+PASSCODE = "webpass"
+PEOPLE = {"owner": OWNER, "owner_email": "ada@example.org"}
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Network:
     hub_id: str
     share_id: str
     share_dir: Path
+    child_hub_id: str
     hub_name: str = "webhub"
     share_name: str = "webshare"
 
@@ -33,9 +37,8 @@ class Network:
         return response.json()
 
 
-def build_share(root: Path) -> Path:
+def build_share(share: Path) -> Path:
     """The shared directory: a README, one dataset, an awkwardly named file, 10,000 files, a hidden file."""
-    share = root / "study"
     write_sample_dataset(share / "dataset1", channels=4, samples=30000, samplerate=30000)
     (share / "README.md").write_text("# Sample study\n\ndataset1: 4 channels, 1 s at 30 kHz.\n")
     (share / "notes").mkdir()
@@ -49,11 +52,12 @@ def build_share(root: Path) -> Path:
 
 
 def wait_until_indexed(net: Network, deadline: float) -> None:
-    """Until the hub lists the share and every file the tests open has its SHA-1."""
+    """Until the hubs list their shares and every file the tests open has its SHA-1."""
     while True:
         try:
-            listed = net.api(f"{net.hub_id}/api/nodeinfo").get("child_leaf_nodes", {})
-            if net.share_id in listed:
+            hub = net.api(f"{net.hub_id}/api/nodeinfo")
+            child = net.api(f"{net.child_hub_id}/api/nodeinfo")
+            if net.share_id in hub.get("child_leaf_nodes", {}) and child.get("child_leaf_nodes"):
                 top = net.api(f"{net.share_id}/api/readdir/")["files"]
                 dataset = net.api(f"{net.share_id}/api/readdir/dataset1")["files"]
                 many = net.api(f"{net.share_id}/api/readdir/many")["files"]
@@ -68,40 +72,27 @@ def wait_until_indexed(net: Network, deadline: float) -> None:
         time.sleep(0.2)
 
 
-OWNER = "Ada Lovelace"
-SHARE_DESCRIPTION = "Sample study: one 4-channel tetrode recording"
-COMMON = {"scientific_research": "yes", "owner": OWNER, "owner_email": "ada@example.org"}
-
-
 @contextlib.contextmanager
 def running_network(root: Path, timeout: float = 120) -> Iterator[Network]:
-    """A hub and a share under it (kb-hub and kb-host processes) on free loopback ports; both stopped on exit."""
-    hub_dir = root / "hub"
-    hub_dir.mkdir()
-    hub_port, share_port = free_port(), free_port()
-    hub_url = f"http://127.0.0.1:{hub_port}"
-    write_kbnode(hub_dir, {**COMMON, "name": "webhub", "node_type": "hub",
-                           "description": "Hub of the electrophysiology lab",
-                           "listen_port": str(hub_port), "listen_url": hub_url,
-                           "parent_hub_url": ".", "passcode": PASSCODE})
-    share_dir = build_share(root)
-    write_kbnode(share_dir, {**COMMON, "name": "webshare", "node_type": "leaf", "confirm_share": "yes",
-                             "description": SHARE_DESCRIPTION,
-                             "listen_url": f"http://127.0.0.1:{share_port}", "parent_hub_url": hub_url})
-    hub = Node("kb-hub", hub_dir, root, ("--bind", "127.0.0.1"))
-    share = Node("kb-host", share_dir, root, ("--bind", "127.0.0.1"))
-    try:
-        hub.start(timeout)
-        share.start(timeout)
-        net = Network(hub_url=hub_url,
-                      hub_id=hub.info.get("node_id") or read_node_id(hub_dir) or "",
-                      share_id=share.info.get("node_id") or read_node_id(share_dir) or "",
-                      share_dir=share_dir)
+    """kb-hub and kb-host processes on free loopback ports, all stopped on exit::
+
+        webhub ─┬─ webshare        (build_share: a dataset, 10,000 files, odd names)
+                └─ lab2hub ── lab2share   (a child hub with a share of its own)
+    """
+    with Nodes(root) as nodes:
+        hub = nodes.hub("webhub", passcode=PASSCODE, description="Hub of the electrophysiology lab", **PEOPLE)
+        build_share(nodes.root / "webshare")
+        share = nodes.share("webshare", parent=hub, passcode=PASSCODE, description=SHARE_DESCRIPTION, **PEOPLE)
+        child = nodes.hub("lab2hub", parent=hub, parent_passcode=PASSCODE,
+                          description="Hub of the second lab", owner="Grace Hopper",
+                          owner_email="grace@example.org")
+        nodes.share("lab2share", parent=child, files={"notes.txt": b"second lab\n"},
+                    description="Recordings of the second lab", owner="Grace Hopper",
+                    owner_email="grace@example.org")
+        net = Network(hub_url=hub.url, hub_id=hub.node_id, share_id=share.node_id,
+                      share_dir=nodes.root / "webshare", child_hub_id=child.node_id)
         wait_until_indexed(net, time.monotonic() + timeout)
         yield net
-    finally:
-        share.stop()
-        hub.stop()
 
 
 def page_url(net: Network, **query: str) -> str:

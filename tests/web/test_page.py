@@ -65,6 +65,22 @@ def test_hub_share_dataset_and_download(page, network):
     assert downloaded_bytes(page, raw_row.get_by_role("link", name="raw.mda")) == raw.read_bytes()
 
 
+def test_a_share_behind_a_child_hub_is_reached_through_the_top_hub(page, network):
+    page.goto(page_url(network))
+    hubs = page.locator("section.children").nth(1)
+    expect(hubs.locator("h2")).to_have_text("Child hubs (1)")
+    expect(hubs.locator("td.description")).to_have_text("Hub of the second lab")
+    hubs.get_by_role("link", name="lab2hub", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"\?hub={network.child_hub_id}$"))
+    expect(page.locator("h1")).to_contain_text("lab2hub")
+    page.get_by_role("link", name="lab2share", exact=True).click()
+    expect(page.locator("h1")).to_contain_text("lab2share")
+    expect(page.locator("p.description")).to_have_text("Recordings of the second lab")
+    link = page.get_by_role("link", name="notes.txt", exact=True)
+    assert link.get_attribute("href").startswith(network.hub_url + "/")   # through the top hub
+    assert downloaded_bytes(page, link) == b"second lab\n"
+
+
 def test_names_that_need_encoding_download_right(page, network):
     page.goto(page_url(network, share=network.share_id))
     page.get_by_role("link", name="notes/", exact=True).click()
