@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
+import numpy as np
 import requests
 import websocket
 
@@ -66,6 +67,26 @@ class NodeData:
     data: dict[str, Any]
     data_hash: str
     version: int
+
+
+class _MaskedFrame(websocket.ABNF):
+    """A client frame masked with numpy: websocket-client's own XOR runs at about 60 MB/s."""
+
+    def _get_masked(self, mask_key: str | bytes) -> bytes:
+        key = mask_key.encode("latin-1") if isinstance(mask_key, str) else bytes(mask_key)
+        n = len(self.data)
+        words = np.empty((n + 7) // 8, dtype=np.uint64)  # XOR 8 bytes at a time, aligned
+        view = words.view(np.uint8)
+        view[:n] = np.frombuffer(self.data, dtype=np.uint8)
+        words ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
+        return key + view[:n].tobytes()
+
+
+def client_frame(frame: str | bytes) -> websocket.ABNF:
+    """A masked text (str) or binary (bytes) websocket frame, ready for `WebSocket.send_frame`."""
+    if isinstance(frame, str):
+        return _MaskedFrame(1, 0, 0, 0, websocket.ABNF.OPCODE_TEXT, 1, frame.encode("utf-8"))
+    return _MaskedFrame(1, 0, 0, 0, websocket.ABNF.OPCODE_BINARY, 1, frame)
 
 
 class _Gone(Exception):
@@ -245,10 +266,7 @@ class HubLink:
         if ws is None:
             return
         for frame in frames:
-            if isinstance(frame, bytes):
-                ws.send_binary(frame)
-            else:
-                ws.send(frame)
+            ws.send_frame(client_frame(frame))
 
     def _call(self, generation: int, make: Callable[[int], list[str | bytes]]) -> None:
         with self._lock:
