@@ -67,10 +67,11 @@ class _TqdmProgress:
 
     def advance(self, files: int, nbytes: int) -> None:
         if self.bar is not None:
-            self.files_done += files
-            self.bar.set_description(f"hashing {self.files_done}/{self.files_total} files",
-                                     refresh=False)
-            self.bar.update(nbytes)
+            if files:
+                self.files_done += files
+                self.bar.set_description(f"hashing {self.files_done}/{self.files_total} files",
+                                         refresh=False)
+            self.bar.update(nbytes)  # tqdm serialises its display; counts may lag a block
 
     def close(self) -> None:
         if self.bar is not None:

@@ -129,8 +129,8 @@ class IndexCache:
             except sqlite3.Error as exc:
                 log.warning("digest cache unreadable: %s", exc)
                 return {}
-        make = FileRecord._make
-        return {row[0]: make(row) for row in rows}
+        new = tuple.__new__  # FileRecord._make without its checks: 100,000 rows per share
+        return {row[0]: new(FileRecord, row) for row in rows}
 
     def get(self, relpath: str) -> FileRecord | None:
         if self._db is None:

@@ -59,7 +59,8 @@ class IndexDelta:
 
 
 class Progress(Protocol):
-    """Receives the amount of hashing to do, then each hashed file."""
+    """Receives the amount of hashing to do, then progress: ``advance(0, nbytes)`` from hashing
+    threads as blocks are read, ``advance(1, 0)`` as each file is done."""
 
     def start(self, files: int, nbytes: int) -> None: ...
 
@@ -230,6 +231,9 @@ class ShareIndex:
         next_todo = 0
         completed = False
 
+        def on_block(nbytes: int) -> None:
+            progress.advance(0, nbytes)
+
         def submit_more() -> None:
             nonlocal next_todo
             while pool is not None and next_todo < len(todo) and len(futures) < window:
@@ -240,23 +244,24 @@ class ShareIndex:
                 if old is not None:  # keep the extra digests the old record had
                     want = extra + tuple(n for n in ("sha256", "md5")
                                          if n not in extra and old.digest(n) is not None)
-                futures[i] = pool.submit(self._hash_entry, entry, want, cancel)
+                futures[i] = pool.submit(self._hash_entry, entry, want, cancel, on_block)
                 next_todo += 1
 
         records = self._records
         from_cache = hashed = nbytes = 0
+        new_outcome = tuple.__new__  # FileOutcome(...) without the keyword-argument machinery
         try:
             submit_more()
             for i, item in enumerate(plan):
                 relpath = item[0]
                 if type(item) is not WalkEntry:
                     rec = item
-                    outcome = FileOutcome(relpath, rec, True)
+                    outcome = new_outcome(FileOutcome, (relpath, rec, True, None, None, 0, 0))
                     from_cache += 1
                 else:
                     outcome = futures.pop(i).result()
                     submit_more()
-                    progress.advance(1, item.size)
+                    progress.advance(1, 0)
                     rec = outcome.record
                     if rec is None:
                         if outcome.error_code is not None:
@@ -305,12 +310,12 @@ class ShareIndex:
         self._refreshed = True
         self._cache_rows = None
 
-    def _hash_entry(self, entry: WalkEntry, extra: tuple[str, ...],
-                    cancel: threading.Event) -> FileOutcome:
+    def _hash_entry(self, entry: WalkEntry, extra: tuple[str, ...], cancel: threading.Event,
+                    on_block: Callable[[int], None] | None = None) -> FileOutcome:
         path = os.path.join(self.root, *entry.relpath.split("/"))
         base = dict(size=entry.size, mtime_ns=entry.mtime_ns)
         try:
-            rec = hash_to_record(path, entry.relpath, extra, cancel=cancel)
+            rec = hash_to_record(path, entry.relpath, extra, cancel=cancel, on_block=on_block)
         except FileNotFoundError:
             return FileOutcome(entry.relpath, None, **base)
         except FileChanging as exc:

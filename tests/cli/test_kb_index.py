@@ -224,3 +224,44 @@ def test_fast_record_lines_equal_the_json_writer(share):
                     assert file_record_line(o, digests) == dump_json(file_record_json(o, digests))
     failed = FileOutcome("x", None, False, "file-unreadable", "cannot read", 3, 10**18)
     assert file_record_line(failed, ()) == dump_json(file_record_json(failed, ()))
+
+
+def _run_with_stderr_on_a_terminal(*args):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    # A new pseudo-terminal is 0x0, where a progress bar has no room to draw: give it 24x80.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kbtools.cli.kb_index", *map(str, args)],
+                              stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, timeout=120)
+    finally:
+        os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal is closed once everything is read
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    return proc, err
+
+
+def test_progress_bar_only_on_a_terminal_stderr(tmp_path):
+    write(tmp_path / "big.bin", b"\0" * (8 << 20))
+    write(tmp_path / "small.txt", "s")
+    proc, err = _run_with_stderr_on_a_terminal(tmp_path, "--no-cache")
+    assert proc.returncode == 0
+    assert b"hashing" in err and b"/2 files" in err and b"8.00M" in err
+    assert b"hashing" not in proc.stdout
+    assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["file", "file", "summary"]
+    proc, err = _run_with_stderr_on_a_terminal(tmp_path, "--no-cache", "--quiet")
+    assert proc.returncode == 0 and b"hashing" not in err
+    r = run_cli(KbIndex, tmp_path, "--no-cache")  # captured stderr: not a terminal
+    assert "hashing" not in r.stderr
