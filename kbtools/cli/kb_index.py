@@ -60,7 +60,10 @@ class _TqdmProgress:
 
     def start(self, files: int, nbytes: int) -> None:
         if files:
-            from tqdm import tqdm  # imported only for a terminal: it costs start-up time
+            try:
+                from tqdm import tqdm  # imported only for a terminal: it costs start-up time
+            except ImportError:  # e.g. bin/ launchers run by an interpreter without the deps
+                return
             self.bar = tqdm(total=nbytes, unit="B", unit_scale=True, unit_divisor=1024,
                             desc=f"hashing 0/{files} files", file=self.stream, leave=False)
             self.files_total, self.files_done = files, 0
