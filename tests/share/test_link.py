@@ -1,0 +1,210 @@
+"""The share's link against a scripted hub: a real loopback websocket server that checks every frame with
+the hub core (kbtools.protocol.hubconn) and then sends what a broken or hostile hub could send."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+
+from kbtools.node.config import prepare_node
+from kbtools.protocol.hubconn import (
+    ChildConnection, ChildRegistered, ChildRegistry, HubInfo, HubLimits, NodeDataUpdated,
+    ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
+)
+from kbtools.protocol.routing import tunnel_request_frames
+from kbtools.share.host import ShareHost
+from tests.share.conftest import free_port
+from tests.index.trees import write
+
+HUB_INFO = {"node_id": "aaaaaaaaaaaa", "node_type": "hub", "name": "scripted"}
+
+
+class ScriptedHub:
+    """Each connection registers the share through the hub core, then sends `scripts[n]` (frames)."""
+
+    def __init__(self, scripts: list[list[str | bytes]], fast: bool = False) -> None:
+        self.scripts = scripts
+        self.fast = fast
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.events: list[tuple[int, Any]] = []  # (connection number, hub core event)
+        self.bodies: dict[str, bytearray] = {}
+        self.loop = asyncio.new_event_loop()
+        self.runner: web.AppRunner | None = None
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> "ScriptedHub":
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, handle_signals=False)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        number = self.connections
+        script = list(self.scripts[number - 1]) if number <= len(self.scripts) else []
+        conn = ChildConnection(HubInfo(dict(HUB_INFO), ""),
+                               ChildRegistry(HubLimits(allow_fast_path=self.fast)), time.time())
+        async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            out = conn.receive_frame(msg.data, time.time())
+            for reply in out.replies:
+                await (ws.send_str(reply) if isinstance(reply, str) else ws.send_bytes(reply))
+            for event in out.events:
+                self.events.append((number, event))
+                if isinstance(event, ResponseData):
+                    self.bodies.setdefault(event.request_id, bytearray()).extend(event.data)
+                    ack = conn.acknowledge_data()
+                    if ack:
+                        await ws.send_str(ack)
+                    credit = conn.grant_credit(event.request_id, len(event.data))
+                    if credit:
+                        await ws.send_bytes(credit)
+                if isinstance(event, ChildRegistered):
+                    for frame in script:
+                        if isinstance(frame, str) and '"http.initiate_request"' in frame:
+                            conn.open_request(json.loads(frame)["request_id"])
+                        await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
+                        if isinstance(frame, str) and frame.startswith('{"error"'):
+                            await ws.close()  # as a hub does after an error reply
+            if out.close:
+                await ws.close()
+                break
+        return ws
+
+    def of(self, kind: type, number: int | None = None) -> list[Any]:
+        return [e for n, e in self.events if isinstance(e, kind) and (number is None or n == number)]
+
+
+def request(rid: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> list[str]:
+    return tunnel_request_frames(rid, method, path, headers or {})
+
+
+def wait_for(check, timeout: float = 30.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def share_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "share"
+    write(root / "one.txt", b"one text\n")
+    write(root / "big.bin", bytes(range(256)) * 4096)
+    write(tmp_path / "outside" / "secret.txt", b"SECRET outside the share")
+    (root / "out").symlink_to(tmp_path / "outside")
+    write(root / ".kbucket" / "kbnode.json", json.dumps({
+        "node_type": "leaf", "name": "linked", "scientific_research": "yes", "description": "",
+        "owner": "o", "owner_email": "o@example.org", "confirm_share": "yes"}))
+    return root
+
+
+def host(share_dir: Path, hub: ScriptedHub, events: list, fast: bool = False) -> ShareHost:
+    node = prepare_node(share_dir, "leaf")
+    port = free_port()
+    h = ShareHost(node, hub.url, "", bind="127.0.0.1", port=port, listen_url=f"http://127.0.0.1:{port}",
+                  on_event=events.append, say=lambda line: events.append({"say": line}),
+                  fast_path=fast, max_retry=0.5)
+    h.start()
+    return h
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["compatible", "fast"])
+def test_register_report_and_serve_hostile_requests(share_dir, fast):
+    hostile = [
+        *request("Trav0001", "SHAREID/download/../../outside/secret.txt"),
+        *request("Trav0002", "SHAREID/download/out/secret.txt"),
+        *request("Trav0003", "SHAREID/download/%2E%2E/%2E%2E/etc/passwd"),
+        *request("Hidden01", "SHAREID/download/.kbucket/private.pem"),
+        *request("Range001", "SHAREID/download/big.bin", {"Range": "bytes=1000-70999", "Cookie": "c"}),
+        *request("Whole001", "SHAREID/download/big.bin"),
+        *request("Head0001", "SHAREID/download/one.txt", method="HEAD"),
+    ]
+    hub = ScriptedHub([[]], fast=fast).start()
+    events: list = []
+    node_id = prepare_node(share_dir, "leaf").node_id
+    hub.scripts = [[f.replace("SHAREID", node_id) for f in hostile]]
+    h = host(share_dir, hub, events, fast=fast)
+    try:
+        wait_for(lambda: len(hub.of(ResponseEnd)) == len(hostile) // 2, what="not every request answered")
+        registered = hub.of(ChildRegistered)[0]
+        assert registered.node_id == node_id and registered.fast_path is fast
+        headers = {e.request_id: e for e in hub.of(ResponseHeaders)}
+        for rid in ("Trav0001", "Trav0002", "Trav0003", "Hidden01"):
+            assert 400 <= headers[rid].status < 500, (rid, headers[rid].status)
+            assert b"SECRET" not in hub.bodies.get(rid, b"") and b"PRIVATE" not in hub.bodies.get(rid, b"")
+        assert headers["Range001"].status == 206
+        assert bytes(hub.bodies["Range001"]) == (bytes(range(256)) * 4096)[1000:71000]
+        assert hashlib.sha1(hub.bodies["Whole001"]).hexdigest() == \
+            hashlib.sha1(bytes(range(256)) * 4096).hexdigest()
+        assert headers["Head0001"].headers["content-length"] == "9" and "Head0001" not in hub.bodies
+        wait_for(lambda: any(len(e.data.get("files_by_sha1", {})) == 2 for e in hub.of(NodeDataUpdated)),
+                 what="the index never reached the hub")
+    finally:
+        h.stop()
+        hub.stop()
+
+
+BROKEN = [
+    ["not json at all"],
+    ['{"command": "launch_missiles"}'],  # the original closes on an unexpected command
+    ['{"message_type": "http", "command": "http.initiate_request", "request_id": "../../x", '
+     '"method": "GET", "path": "x", "headers": {}}'],
+    ['{"message_type": "http", "command": "http.initiate_request", "request_id": "Abcdefgh", '
+     '"method": "DELETE", "path": "x", "headers": {}}'],
+    [b"\x01\x08Abcdefghpayload"],  # a binary frame without a fast path
+    ["[1, 2, 3]"],
+    ['{"command": "confirm_registration"}'],  # no info
+]
+
+
+def test_broken_hub_frames_close_the_link_and_it_comes_back(share_dir):
+    hub = ScriptedHub(BROKEN + [[]]).start()
+    events: list = []
+    h = host(share_dir, hub, events)
+    try:
+        wait_for(lambda: len(hub.of(ChildRegistered)) >= len(BROKEN) + 1, timeout=60,
+                 what="the share did not come back after each broken frame")
+        wait_for(lambda: hub.of(NodeDataUpdated, len(BROKEN) + 1), what="no report after the last reconnect")
+        assert all(not isinstance(e, ResponseError) for _, e in hub.events)
+        disconnects = [e for e in events if isinstance(e, dict) and e.get("event") == "disconnected"]
+        assert len(disconnects) >= len(BROKEN)
+        assert any("Unexpected command: launch_missiles" in e["reason"] for e in disconnects)
+    finally:
+        h.stop()
+        hub.stop()
+
+
+def test_an_error_from_the_hub_is_said_and_retried(share_dir):
+    hub = ScriptedHub([['{"error": "Incorrect passcode for node linked. Closing websocket."}'], []]).start()
+    events: list = []
+    h = host(share_dir, hub, events)
+    try:
+        wait_for(lambda: len(hub.of(ChildRegistered)) >= 2, what="no second registration")
+        said = [e["say"] for e in events if isinstance(e, dict) and "say" in e]
+        assert any("Incorrect passcode for node linked" in line and "retrying in" in line for line in said)
+    finally:
+        h.stop()
+        hub.stop()
