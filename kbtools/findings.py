@@ -5,7 +5,6 @@ they apply. Codes are stable; each one is documented in ``docs/codes.md``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 ERROR = "error"
@@ -14,20 +13,40 @@ INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 
-@dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: str
-    path: str
-    message: str
-    hint: str = ""
-    line: int | None = None
-    column: int | None = None
-    field: str | None = None
+    """One checker result. A plain slotted class: ``dataclasses`` costs mda-info's start-up."""
 
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"unknown severity {self.severity!r}")
+    __slots__ = ("code", "severity", "path", "message", "hint", "line", "column", "field")
+
+    def __init__(
+        self,
+        code: str,
+        severity: str,
+        path: str,
+        message: str,
+        hint: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+        self.code = code
+        self.severity = severity
+        self.path = path
+        self.message = message
+        self.hint = hint
+        self.line = line
+        self.column = column
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"Finding({self.code!r}, {self.severity!r}, {self.path!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Finding) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def is_error(self) -> bool:
