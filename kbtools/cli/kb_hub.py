@@ -83,6 +83,10 @@ class KbHub(Command):
             limits=HubLimits(max_leaves=self.args.max_leaves, max_child_hubs=self.args.max_child_hubs,
                              freshness_window=self.args.timestamp_window or None),
         )
+        if not self.args.verbose:
+            # A client that goes away mid-download is normal; aiohttp would log it with a traceback.
+            import logging
+            logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
         hub = Hub(settings, on_event=self.emit)
         return asyncio.run(self._serve(hub))
 

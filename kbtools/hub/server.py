@@ -268,22 +268,26 @@ class Hub:
                 for v in value if isinstance(value, list) else [value]:
                     response.headers.add(name, v)
             response.headers["Access-Control-Allow-Origin"] = "*"
-            await response.prepare(request)
-            while True:
-                try:
-                    event = await tunnel.next_event(timeout)
-                except TunnelFailed:
-                    _abort(request)
-                    return response
-                if isinstance(event, ResponseData):
-                    await response.write(event.data)
-                    await tunnel.consumed(event)
-                elif isinstance(event, ResponseEnd):
-                    await response.write_eof()
-                    return response
-                else:  # error or child gone mid-response: the client must see a broken transfer
-                    _abort(request)
-                    return response
+            try:
+                await response.prepare(request)
+                while True:
+                    try:
+                        event = await tunnel.next_event(timeout)
+                    except TunnelFailed:
+                        _abort(request)
+                        return response
+                    if isinstance(event, ResponseData):
+                        await response.write(event.data)
+                        await tunnel.consumed(event)
+                    elif isinstance(event, ResponseEnd):
+                        await response.write_eof()
+                        return response
+                    else:  # error or child gone mid-response: the client must see a broken transfer
+                        _abort(request)
+                        return response
+            except ConnectionError:  # the HTTP client went away: not an error of the hub
+                _abort(request)
+                return response
         finally:
             await tunnel.close()
 

@@ -55,15 +55,25 @@ class ChildLink:
                 except (ConnectionError, RuntimeError):
                     return
 
-    def deliver(self, event: ResponseEvent, owes_ack: bool) -> list[str]:
+    def deliver(self, event: ResponseEvent, owes_ack: bool) -> list[Any]:
         """Route a response event to its request; frames to send now (acks nobody will give later)."""
         request = self.requests.get(event.request_id)
-        if request is None:
-            ack = self.conn.acknowledge_data() if owes_ack else None
-            return [ack] if ack else []
+        if request is None:  # nobody reads this response any more: let the child finish it
+            if owes_ack:
+                ack = self.conn.acknowledge_data()
+                return [ack] if ack else []
+            return self._drain_credit(event)
         if owes_ack:
             request.owed_acks += 1
         request.queue.put_nowait(event)
+        return []
+
+    def _drain_credit(self, event: ResponseEvent) -> list[Any]:
+        # Fast path: credit for the dropped bytes, so the child ends the response (as the compatible
+        # path does with its immediate `ok`s) instead of waiting for credit for ever.
+        if isinstance(event, ResponseData) and self.conn.fast_path:
+            credit = self.conn.grant_credit(event.request_id, len(event.data))
+            return [credit] if credit else []
         return []
 
     def open(self, method: str, path: str, headers: Mapping[str, Any]) -> TunnelRequest:
@@ -121,7 +131,7 @@ class TunnelRequest:
             self.link.conn.close_request(self.request_id)
         # Fast path: the request id stays known to the core, so data still in flight (within the
         # credit already granted) is dropped instead of being treated as a protocol violation.
-        acks = []
+        acks: list[Any] = []
         while not self.queue.empty():
             event = self.queue.get_nowait()
             if isinstance(event, ResponseData) and self.owed_acks > 0:
@@ -129,6 +139,8 @@ class TunnelRequest:
                 ack = self.link.conn.acknowledge_data()
                 if ack:
                     acks.append(ack)
+            else:
+                acks += self.link._drain_credit(event)
         for _ in range(self.owed_acks):
             ack = self.link.conn.acknowledge_data()
             if ack:

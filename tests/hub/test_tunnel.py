@@ -92,3 +92,16 @@ def test_a_child_gone_before_the_headers_gives_a_json_error(lt, tmp_path):
     r = requests.get(f"{hub.url}/{child.node_id}/download/a.bin", timeout=20)
     assert r.status_code == 502 and r.headers["Content-Type"].startswith("application/json")
     assert "disconnected" in r.json()["error"]
+
+
+def test_a_client_leaving_mid_download_does_not_block_the_link(lt, tmp_path, fast):
+    hub = HubNode(lt, tmp_path / "hub")
+    data = write_random(tmp_path / "files" / "big.bin", SIZE).read_bytes()
+    child = FileChild(lt, tmp_path / "share", tmp_path / "files", hub.url, fast=fast).connect()
+    url = f"{hub.url}/{child.node_id}/download/big.bin"
+    for _ in range(3):
+        with requests.get(url, stream=True, timeout=20) as r:
+            assert len(next(r.iter_content(100_000))) > 0
+    # The abandoned responses still end on the child's side, and the link carries the next download.
+    hub.wait(lambda: not hub.hub.registry.leaves[child.node_id].credit)
+    assert requests.get(url, timeout=30).content == data
