@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -70,16 +71,33 @@ class NodeData:
 
 
 class _MaskedFrame(websocket.ABNF):
-    """A client frame masked with numpy: websocket-client's own XOR runs at about 60 MB/s."""
+    """A client frame built in one buffer and masked with numpy, 8 bytes at a time.
 
-    def _get_masked(self, mask_key: str | bytes) -> bytes:
-        key = mask_key.encode("latin-1") if isinstance(mask_key, str) else bytes(mask_key)
-        n = len(self.data)
-        words = np.empty((n + 7) // 8, dtype=np.uint64)  # XOR 8 bytes at a time, aligned
-        view = words.view(np.uint8)
-        view[:n] = np.frombuffer(self.data, dtype=np.uint8)
-        words ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
-        return key + view[:n].tobytes()
+    websocket-client's own masking XORs through Python integers at about 60 MB/s and copies the
+    payload several times; this one copies it once. `format()` returns a memoryview, which
+    `WebSocket.send_frame` sends (and slices on a partial send) without further copies.
+    """
+
+    def format(self) -> memoryview:  # type: ignore[override]
+        payload = self.data if isinstance(self.data, (bytes, bytearray)) else str(self.data).encode()
+        n = len(payload)
+        first = 0x80 | self.opcode  # fin, no rsv bits
+        if n < 126:
+            header = struct.pack("!BB", first, 0x80 | n)
+        elif n < 1 << 16:
+            header = struct.pack("!BBH", first, 0x80 | 126, n)
+        else:
+            header = struct.pack("!BBQ", first, 0x80 | 127, n)
+        key = self.get_mask_key(4)
+        key = key.encode("latin-1") if isinstance(key, str) else bytes(key)
+        head = header + key
+        pad = -len(head) % 8  # so that the payload starts on an 8-byte boundary
+        start = pad + len(head)
+        buf = np.empty(start + (n + 7) // 8 * 8, dtype=np.uint8)
+        buf[pad:start] = np.frombuffer(head, dtype=np.uint8)
+        buf[start:start + n] = np.frombuffer(payload, dtype=np.uint8)
+        buf[start:].view(np.uint64)[:] ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
+        return memoryview(buf)[pad:start + n]
 
 
 def client_frame(frame: str | bytes) -> websocket.ABNF:
