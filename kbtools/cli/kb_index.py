@@ -19,6 +19,8 @@ from kbtools.index.prv import make_prv
 from kbtools.index.share_index import FileOutcome, ShareIndex, file_record, hash_to_record
 
 DATASET_FILE = "raw.mda"
+FLUSH_INTERVAL_S = 0.2
+OUTPUT_BATCH = 1000
 
 
 def file_record_json(outcome: FileOutcome, digests: tuple[str, ...]) -> dict[str, Any]:
@@ -198,7 +200,11 @@ class KbIndex(Command):
         errors = 0
         with ShareIndex(root, digests=digests, use_cache=not self.args.no_cache) as index:
             try:
-                write, flush = self.output_file.write, self.output_file.flush
+                # Lines go out in batches: with an unbuffered stdout (PYTHONUNBUFFERED) one
+                # write per record would cost more than the whole stat walk.
+                out = self.output_file
+                batch: list[str] = []
+                flushed = time.monotonic()
                 with contextlib.closing(index.scan(progress)) as outcomes:
                     for outcome in outcomes:
                         rel = outcome.relpath
@@ -207,10 +213,18 @@ class KbIndex(Command):
                         elif rel.endswith(DATASET_FILE) and (
                                 rel == DATASET_FILE or rel.endswith("/" + DATASET_FILE)):
                             dataset_dirs.append(rel[: -len(DATASET_FILE) - 1] or ".")
-                        write(file_record_line(outcome, digests) + "\n")
-                        if not outcome.from_cache:  # hashing is slow: let readers see progress
-                            flush()
-                flush()
+                        batch.append(file_record_line(outcome, digests))
+                        if len(batch) >= OUTPUT_BATCH or (
+                                not outcome.from_cache
+                                and time.monotonic() - flushed > FLUSH_INTERVAL_S):
+                            # Hashing takes time: a reader of the pipe sees progress.
+                            out.write("\n".join(batch) + "\n")
+                            out.flush()
+                            batch.clear()
+                            flushed = time.monotonic()
+                    if batch:
+                        out.write("\n".join(batch) + "\n")
+                    out.flush()
             finally:
                 if progress is not None:
                     progress.close()

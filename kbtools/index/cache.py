@@ -66,8 +66,7 @@ class IndexCache:
         self.path = cache_path(root)
         self._lock = threading.Lock()
         self._last_commit = time.monotonic()
-        self._dirty = False
-        self._pending_rows = 0
+        self._pending: dict[str, tuple | None] = {}
         self._db: sqlite3.Connection | None = None
         try:
             if create:
@@ -135,6 +134,9 @@ class IndexCache:
     def get(self, relpath: str) -> FileRecord | None:
         if self._db is None:
             return None
+        if relpath in self._pending:
+            row = self._pending[relpath]
+            return FileRecord._make(row) if row is not None else None
         with self._lock:
             try:
                 row = self._db.execute(
@@ -145,53 +147,48 @@ class IndexCache:
         return FileRecord._make(row) if row else None
 
     def put(self, record: FileRecord) -> None:
-        """Store a record; committed after :data:`COMMIT_ROWS` rows, :data:`COMMIT_INTERVAL_S`, or :meth:`flush`."""
-        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [tuple(record)])
+        """Store a record; committed after :data:`COMMIT_ROWS` rows, :data:`COMMIT_INTERVAL_S`,
+        or :meth:`flush`."""
+        self._queue([(record.relpath, tuple(record))])
 
     def remove(self, relpaths: Iterable[str]) -> None:
-        self._write("DELETE FROM files WHERE relpath = ?", [(p,) for p in relpaths])
+        self._queue([(p, None) for p in relpaths])
 
-    def _write(self, sql: str, rows: list[tuple]) -> None:
-        if self._db is None or not rows:
+    def _queue(self, changes: list[tuple[str, tuple | None]]) -> None:
+        # Rows wait in memory and go to SQLite in one short transaction per batch: one statement
+        # per row costs more than hashing a small file, and a long-open transaction would block
+        # a second user of the cache.
+        if self._db is None or not changes:
             return
         with self._lock:
-            try:
-                if not self._dirty:
-                    self._db.execute("BEGIN")
-                    self._dirty = True
-                self._db.executemany(sql, rows)
-                self._pending_rows += len(rows)
-                if (self._pending_rows >= COMMIT_ROWS
-                        or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
-                    self._commit_locked()
-            except sqlite3.Error as exc:
-                log.warning("digest cache not updated: %s", exc)
-                self._rollback_locked()
+            self._pending.update(changes)
+            if (len(self._pending) >= COMMIT_ROWS
+                    or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
+                self._commit_locked()
 
     def _commit_locked(self) -> None:
-        if self._dirty and self._db is not None:
-            self._db.execute("COMMIT")
-            self._dirty = False
-        self._pending_rows = 0
+        pending, self._pending = self._pending, {}
         self._last_commit = time.monotonic()
-
-    def _rollback_locked(self) -> None:
-        if self._dirty and self._db is not None:
+        if self._db is None or not pending:
+            return
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM files WHERE relpath = ?",
+                                 [(p,) for p, row in pending.items() if row is None])
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 [row for row in pending.values() if row is not None])
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.warning("digest cache not updated: %s", exc)
             try:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-        self._dirty = False
-        self._pending_rows = 0
 
     def flush(self) -> None:
         """Commit pending writes."""
         with self._lock:
-            try:
-                self._commit_locked()
-            except sqlite3.Error as exc:
-                log.warning("digest cache not updated: %s", exc)
-                self._rollback_locked()
+            self._commit_locked()
 
     def close(self) -> None:
         self.flush()

@@ -145,7 +145,8 @@ def _spawn(*args):
 
 
 def test_a_killed_run_leaves_a_usable_cache(tmp_path):
-    count = 3 * COMMIT_ROWS + 50
+    # Far more output than a pipe holds: the run blocks on stdout until it is killed.
+    count = 3000
     for i in range(count):
         write(tmp_path / f"d{i % 7}" / f"f{i}.bin", os.urandom(64) * (1 + i % 50))
     age(tmp_path)
@@ -156,6 +157,7 @@ def test_a_killed_run_leaves_a_usable_cache(tmp_path):
             seen += 1
             if seen == 2 * COMMIT_ROWS + 10:
                 break
+        assert proc.poll() is None  # still running
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
