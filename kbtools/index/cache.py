@@ -4,10 +4,10 @@ One row per relative path, valid while the file's size, mtime (ns) and inode are
 SQLite in WAL mode makes it crash-safe (a killed indexer leaves the rows of its last commit) and
 lets a share and a ``kb-index`` run use it at the same time.
 
-A row is trusted only when the file's mtime is older than the moment its hashing began by at
-least :data:`RACY_MARGIN_NS`: a file written in the same clock tick as its hashing could change
-again without changing its mtime, so such a row is hashed again on the next run (the "racily
-clean" rule of git's index).
+A row is not trusted when the file's mtime lies within :data:`RACY_MARGIN_NS` of the moment its
+hashing began: a file written in the same clock tick as its hashing could change again without
+changing its mtime, so such a row is hashed again on the next run (the "racily clean" rule of
+git's index).
 """
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ COMMIT_INTERVAL_S = 1.0
 COMMIT_ROWS = 256
 
 
+def is_racy(mtime_ns: int, hashed_at_ns: int) -> bool:
+    """True when the file was last written too close to its hashing for its mtime to show a
+    later write. An mtime far in the future (clock skew) is not racy: any new write moves it."""
+    return hashed_at_ns - RACY_MARGIN_NS < mtime_ns <= hashed_at_ns + RACY_MARGIN_NS
+
+
 class FileRecord(NamedTuple):
     """The digests of one file of a share, and the stat they belong to."""
 
@@ -49,7 +55,7 @@ class FileRecord(NamedTuple):
     def matches(self, size: int, mtime_ns: int, ino: int) -> bool:
         """True when this record still describes a file with that stat."""
         return (self.size == size and self.mtime_ns == mtime_ns and self.ino == ino
-                and self.mtime_ns + RACY_MARGIN_NS <= self.hashed_at_ns)
+                and not is_racy(mtime_ns, self.hashed_at_ns))
 
     def digest(self, name: str) -> str | None:
         return getattr(self, name)

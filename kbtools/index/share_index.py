@@ -214,7 +214,8 @@ class ShareIndex:
             rec = get(relpath)
             # FileRecord.matches, inlined: this runs once per file on every refresh.
             if (rec is not None and rec[1] == size and rec[2] == mtime_ns and rec[3] == ino
-                    and mtime_ns + margin <= rec[8] and (not extra or _has_digests(rec, extra))):
+                    and not (rec[8] - margin < mtime_ns <= rec[8] + margin)  # is_racy, inlined
+                    and (not extra or _has_digests(rec, extra))):
                 return rec
             return None
 

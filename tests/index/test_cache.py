@@ -35,6 +35,12 @@ def test_record_validity_needs_same_stat_and_an_old_enough_mtime():
     # Hashed in the same second as the last write: the file may change again unseen.
     racy = rec("f", hashed_at_ns=r.mtime_ns + RACY_MARGIN_NS - 1)
     assert not racy.matches(5, r.mtime_ns, 42)
+    racy = rec("f", hashed_at_ns=r.mtime_ns - 1)  # written just after hashing began
+    assert not racy.matches(5, r.mtime_ns, 42)
+    # An mtime far in the future (clock skew): any later write would move it, so it is trusted
+    # (else such a file would be hashed again on every refresh).
+    future = rec("f", hashed_at_ns=r.mtime_ns - RACY_MARGIN_NS - 1)
+    assert future.matches(5, r.mtime_ns, 42)
 
 
 def test_rows_are_committed_in_batches_without_flush(tmp_path):

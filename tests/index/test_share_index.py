@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -131,3 +132,20 @@ def test_file_record_uses_the_cache_when_fresh(share):
     assert file_record(root, "sub/deeper/big.bin").sha1 == sha1(b"other")
     with pytest.raises(UnsafePath):
         file_record(root, "link-out.txt")
+
+
+def test_future_mtimes_are_not_hashed_on_every_refresh(tmp_path):
+    write(tmp_path / "from-the-future", "skewed clock")
+    later = time.time() + 3600
+    os.utime(tmp_path / "from-the-future", (later, later))
+    with ShareIndex(tmp_path) as index:
+        assert index.refresh().hashed == 1
+        assert index.refresh().hashed == 0
+
+
+def test_a_file_written_just_before_indexing_is_hashed_again(tmp_path):
+    write(tmp_path / "fresh", "just written")
+    with ShareIndex(tmp_path) as index:
+        assert index.refresh().hashed == 1
+        delta = index.refresh()
+        assert delta.hashed == 1 and not delta  # racily clean: hashed again, unchanged
