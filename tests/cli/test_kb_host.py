@@ -163,3 +163,28 @@ def test_passcode_file_and_port_range(network, tmp_path):
     finally:
         code, err = stop(proc)
     assert code == 0 and "Traceback" not in err
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+def test_listens_on_loopback_only_by_default(network, tmp_path):
+    hub = network.hub("hub", passcode=PASS)
+    share = tmp_path / "share"
+    port = free_port()
+    write_kbnode(share, share_config("s", port, hub.url))
+    proc = start(share, "--auto", env={"KBUCKET_HUB_PASSCODE": PASS})  # no --bind
+    try:
+        first_line(proc)
+        assert listening_addresses(port) == {"127.0.0.1"}  # the original listened on 0.0.0.0
+    finally:
+        stop(proc)

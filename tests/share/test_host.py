@@ -58,6 +58,8 @@ def test_register_report_and_tunnel_byte_identical(network, fast):
     assert ready["kbucket_url"] == f"kbucket://{sid}/"
     assert ready["browse_url"] == f"{hub.url}/?node_id={sid}"
     assert ready["parent_hub_id"] == hub.node_id
+    joined = hub.wait_event(lambda e: e.get("event") == "child_connected" and e.get("node_id") == sid)
+    assert joined["fast_path"] is fast  # negotiated with a kbtools hub unless --no-fast-path
     for name, data in FILES.items():
         wait_for(lambda: found(hub, sha1(data)), what=f"{name} never found")
     answer = find(hub, sha1(BIG))
