@@ -30,7 +30,8 @@ class ShareHost:
     def __init__(self, node: PreparedNode, hub_url: str, passcode: str, *, bind: str, port: int,
                  listen_url: str, on_event: Callable[[dict[str, Any]], None],
                  say: Callable[[str], None], fast_path: bool = True,
-                 refresh_interval: float | None = None, max_retry: float | None = None) -> None:
+                 refresh_interval: float | None = None, max_retry: float | None = None,
+                 stall_timeout: float | None = None) -> None:
         self.node = node
         self.hub_url = hub_url.rstrip("/")
         self.on_event = on_event
@@ -44,7 +45,8 @@ class ShareHost:
         link = ParentLink(Signer(node.identity),
                           register_info(node.config, listen_url, "leaf", fast_path=fast_path),
                           passcode)
-        link_kwargs = {"max_retry": max_retry} if max_retry else {}
+        link_kwargs = {k: v for k, v in (("max_retry", max_retry), ("stall_timeout", stall_timeout))
+                       if v}
         self.link = HubLink(link, self.hub_url, self.server.local_url, self.keeper.node_data,
                             self._link_event, say, **link_kwargs)
         self._link_thread = threading.Thread(target=self.link.run, name="kb-host-link", daemon=True)

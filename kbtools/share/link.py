@@ -116,7 +116,8 @@ class HubLink:
 
     def __init__(self, link: ParentLink, hub_url: str, local_url: str,
                  node_data: Callable[[], NodeData], on_event: Callable[[dict[str, Any]], None],
-                 say: Callable[[str], None], *, max_retry: float = MAX_RETRY) -> None:
+                 say: Callable[[str], None], *, max_retry: float = MAX_RETRY,
+                 stall_timeout: float = STALL_TIMEOUT) -> None:
         self.link = link
         self.hub_url = hub_url.rstrip("/")
         self.ws_url = websocket_url(hub_url)
@@ -125,6 +126,7 @@ class HubLink:
         self.on_event = on_event
         self.say = say
         self.max_retry = max_retry
+        self.stall_timeout = stall_timeout
         self._stop = threading.Event()
         self._lock = threading.Condition(threading.RLock())
         self._ws: websocket.WebSocket | None = None
@@ -213,9 +215,9 @@ class HubLink:
             now = time.monotonic()
             with self._lock:
                 registered = self.link.registered
-                stalled = self.link.awaiting_response and now - self._last_received > STALL_TIMEOUT
+                stalled = self.link.awaiting_response and now - self._last_received > self.stall_timeout
             if stalled:
-                self._hub_error = f"no answer for {STALL_TIMEOUT:.0f} s"
+                self._hub_error = f"no answer for {self.stall_timeout:g} s"
                 return
             if not registered:
                 continue

@@ -29,9 +29,11 @@ HUB_INFO = {"node_id": "aaaaaaaaaaaa", "node_type": "hub", "name": "scripted"}
 class ScriptedHub:
     """Each connection registers the share through the hub core, then sends `scripts[n]` (frames)."""
 
-    def __init__(self, scripts: list[list[str | bytes]], fast: bool = False) -> None:
+    def __init__(self, scripts: list[list[str | bytes]], fast: bool = False,
+                 silent_after_register: int = 0) -> None:
         self.scripts = scripts
         self.fast = fast
+        self.silent = silent_after_register  # this many first connections go quiet once registered
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.connections = 0
@@ -67,6 +69,8 @@ class ScriptedHub:
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
+            if number <= self.silent and conn.node_id in conn.registry.leaves:
+                continue  # a hub (or a network) that stopped answering
             out = conn.receive_frame(msg.data, time.time())
             for reply in out.replies:
                 await (ws.send_str(reply) if isinstance(reply, str) else ws.send_bytes(reply))
@@ -121,12 +125,13 @@ def share_dir(tmp_path: Path) -> Path:
     return root
 
 
-def host(share_dir: Path, hub: ScriptedHub, events: list, fast: bool = False) -> ShareHost:
+def host(share_dir: Path, hub: ScriptedHub, events: list, fast: bool = False,
+         stall_timeout: float | None = None) -> ShareHost:
     node = prepare_node(share_dir, "leaf")
     port = free_port()
     h = ShareHost(node, hub.url, "", bind="127.0.0.1", port=port, listen_url=f"http://127.0.0.1:{port}",
                   on_event=events.append, say=lambda line: events.append({"say": line}),
-                  fast_path=fast, max_retry=0.5)
+                  fast_path=fast, max_retry=0.5, stall_timeout=stall_timeout)
     h.start()
     return h
 
@@ -141,6 +146,8 @@ def test_register_report_and_serve_hostile_requests(share_dir, fast):
         *request("Range001", "SHAREID/download/big.bin", {"Range": "bytes=1000-70999", "Cookie": "c"}),
         *request("Whole001", "SHAREID/download/big.bin"),
         *request("Head0001", "SHAREID/download/one.txt", method="HEAD"),
+        *request("Other001", "0123456789ab/download/one.txt"),
+        *request("Find0001", f"find/{'a' * 40}/x"),
     ]
     hub = ScriptedHub([[]], fast=fast).start()
     events: list = []
@@ -152,7 +159,7 @@ def test_register_report_and_serve_hostile_requests(share_dir, fast):
         registered = hub.of(ChildRegistered)[0]
         assert registered.node_id == node_id and registered.fast_path is fast
         headers = {e.request_id: e for e in hub.of(ResponseHeaders)}
-        for rid in ("Trav0001", "Trav0002", "Trav0003", "Hidden01"):
+        for rid in ("Trav0001", "Trav0002", "Trav0003", "Hidden01", "Other001", "Find0001"):
             assert 400 <= headers[rid].status < 500, (rid, headers[rid].status)
             assert b"SECRET" not in hub.bodies.get(rid, b"") and b"PRIVATE" not in hub.bodies.get(rid, b"")
         assert headers["Range001"].status == 206
@@ -208,3 +215,50 @@ def test_an_error_from_the_hub_is_said_and_retried(share_dir):
     finally:
         h.stop()
         hub.stop()
+
+
+def test_a_hub_that_stops_answering_is_left_and_the_share_reconnects(share_dir):
+    hub = ScriptedHub([[], []], silent_after_register=1).start()
+    events: list = []
+    h = host(share_dir, hub, events, stall_timeout=1.5)
+    try:
+        wait_for(lambda: len(hub.of(ChildRegistered)) >= 2, what="the share stayed on a silent hub")
+        wait_for(lambda: hub.of(NodeDataUpdated, 2), what="no report after reconnecting")
+        said = [e["say"] for e in events if isinstance(e, dict) and "say" in e]
+        assert any("no answer for 1.5 s" in line for line in said)
+    finally:
+        h.stop()
+        hub.stop()
+
+
+class _Keeper:
+    def __init__(self) -> None:
+        self.holds = self.refreshes = 0
+
+    def hold(self) -> None:
+        self.holds += 1
+
+    def refresh_soon(self) -> None:
+        self.refreshes += 1
+
+
+def test_kb_index_records_on_stdin_hold_the_walk_and_trigger_a_refresh():
+    import io
+
+    from kbtools.share.indexer import read_index_records
+    lines = [
+        {"type": "file", "path": "a", "size": 1, "mtime": 1.0, "sha1": "a" * 40, "fcs": "head1000-" + "a" * 40,
+         "cached": False},
+        {"type": "file", "path": "b", "size": 1, "mtime": 1.0, "error": "file-unreadable", "message": "x"},
+        {"type": "dataset", "path": "d"},
+        {"type": "summary"},
+    ]
+    text = "\n".join(json.dumps(x) for x in lines) + "\nnot json\n\n"
+    keeper, batches = _Keeper(), []
+    read_index_records(io.StringIO(text), keeper, batches.append)  # type: ignore[arg-type]
+    assert batches[0] == {"event": "stdin", "files": 1, "errors": 1, "ignored": 0, "end_of_input": False}
+    assert batches[1] == {"event": "stdin", "files": 1, "errors": 1, "ignored": 1, "end_of_input": True}
+    assert keeper.holds == 5 and keeper.refreshes == 2
+    keeper, batches = _Keeper(), []
+    read_index_records(io.StringIO(""), keeper, batches.append)  # type: ignore[arg-type]
+    assert batches == [] and keeper.refreshes == 0
