@@ -5,7 +5,7 @@ import argparse
 import queue
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from kbtools.cli.base import Command
 from kbtools.errors import RuntimeFailure, UsageError
@@ -103,7 +103,7 @@ class KbHost(Command):
         if auto:
             resolve_auto(questions, config)
             return
-        ask_questions(questions, config, self.input_file, self.error_file)
+        ask_questions(questions, config, cast(TextIO, self.input_file), cast(TextIO, self.error_file))
         try:
             save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")))
         except OSError:

@@ -97,7 +97,7 @@ class _MaskedFrame(websocket.ABNF):
         buf[pad:start] = np.frombuffer(head, dtype=np.uint8)
         buf[start:start + n] = np.frombuffer(payload, dtype=np.uint8)
         buf[start:].view(np.uint64)[:] ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
-        return memoryview(buf)[pad:start + n]
+        return buf.data[pad:start + n]
 
 
 def client_frame(frame: str | bytes) -> websocket.ABNF:

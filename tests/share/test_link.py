@@ -262,3 +262,19 @@ def test_kb_index_records_on_stdin_hold_the_walk_and_trigger_a_refresh():
     keeper, batches = _Keeper(), []
     read_index_records(io.StringIO(""), keeper, batches.append)  # type: ignore[arg-type]
     assert batches == [] and keeper.refreshes == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 125, 126, 65535, 65536, 1_048_581])
+def test_client_frames_are_what_websocket_client_would_send(size):
+    import os
+
+    import websocket
+
+    from kbtools.share.link import client_frame
+    data = os.urandom(size)
+    for payload, opcode in ((data, websocket.ABNF.OPCODE_BINARY),
+                            (data.hex()[:size], websocket.ABNF.OPCODE_TEXT)):
+        ours = client_frame(payload)
+        theirs = websocket.ABNF.create_frame(payload, opcode)
+        ours.get_mask_key = theirs.get_mask_key = lambda n: b"\x9a\x01\xff\x42"
+        assert bytes(ours.format()) == theirs.format()
