@@ -142,8 +142,10 @@ class KbIndex(Command):
     def print_prv(self, path: Path, digests: tuple[str, ...]) -> int:
         if path.is_dir():
             raise UsageError(f"{path} is a directory: use --prvdir")
-        if not path.is_file():
+        if not path.exists():
             raise RuntimeFailure(f"no such file: {path}")
+        if not path.is_file():
+            raise RuntimeFailure(f"not a regular file: {path}")
         rec = self._prv_record(path, digests)
         original = os.path.abspath(path) if self.args.absolute_paths else path.name
         self.output_format = "object"

@@ -108,6 +108,9 @@ def test_prv_errors(tmp_path):
     r = run_cli(KbIndex, "--prv", tmp_path / "missing")
     assert r.code == 3 and "Traceback" not in r.stderr and r.stdout == ""
     assert run_cli(KbIndex, tmp_path, "--prv", tmp_path / "x").code == 2
+    os.mkfifo(tmp_path / "fifo")  # never opened: that would block
+    r = run_cli(KbIndex, "--prv", tmp_path / "fifo")
+    assert r.code == 3 and "not a regular file" in r.stderr
 
 
 def test_prvdir_matches_the_recorded_readdir(tmp_path):
