@@ -179,6 +179,19 @@ class ShareApi:
         except UnsafePath:
             return error_response(400, f"Unsafe path: {rel}")
 
+    def download_target(self, path: str) -> Path | None:
+        """The regular file that `path` (decoded, e.g. `<id>/download/a b.txt`) downloads, or None
+        (another route, another id, an unsafe path, not a file). The same rules as the route."""
+        segments = _split("/" + path.lstrip("/"))
+        if len(segments) < 3 or segments[1].lower() != "download" or \
+                segments[0].lower() != self.ctx.node_id:
+            return None
+        try:
+            target = resolve_in_share(self.ctx.root, "/".join(segments[2:]))
+        except UnsafePath:
+            return None
+        return target if target.is_file() else None
+
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 

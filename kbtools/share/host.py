@@ -39,7 +39,8 @@ class ShareHost:
         self.index = ShareIndex(node.node_dir)
         self.ctx = ShareContext(Path(node.node_dir), node.node_id, node.config,
                                 node.identity.public_pem, self.index, listen_url)
-        self.server = ShareServer(ShareApi(self.ctx), bind, port)
+        api = ShareApi(self.ctx)
+        self.server = ShareServer(api, bind, port)
         kwargs = {"interval": refresh_interval} if refresh_interval else {}
         self.keeper = IndexKeeper(self.index, self._index_changed, **kwargs)
         link = ParentLink(Signer(node.identity),
@@ -48,7 +49,7 @@ class ShareHost:
         link_kwargs = {k: v for k, v in (("max_retry", max_retry), ("stall_timeout", stall_timeout))
                        if v}
         self.link = HubLink(link, self.hub_url, self.server.local_url, self.keeper.node_data,
-                            self._link_event, say, **link_kwargs)
+                            self._link_event, say, local_file=api.download_target, **link_kwargs)
         self._link_thread = threading.Thread(target=self.link.run, name="kb-host-link", daemon=True)
         self._started = False
 

@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
@@ -117,7 +118,8 @@ class HubLink:
     def __init__(self, link: ParentLink, hub_url: str, local_url: str,
                  node_data: Callable[[], NodeData], on_event: Callable[[dict[str, Any]], None],
                  say: Callable[[str], None], *, max_retry: float = MAX_RETRY,
-                 stall_timeout: float = STALL_TIMEOUT) -> None:
+                 stall_timeout: float = STALL_TIMEOUT,
+                 local_file: Callable[[str], Path | None] = lambda path: None) -> None:
         self.link = link
         self.hub_url = hub_url.rstrip("/")
         self.ws_url = websocket_url(hub_url)
@@ -127,6 +129,7 @@ class HubLink:
         self.say = say
         self.max_retry = max_retry
         self.stall_timeout = stall_timeout
+        self.local_file = local_file  # the file a tunnelled path downloads, if it is one
         self._stop = threading.Event()
         self._lock = threading.Condition(threading.RLock())
         self._ws: websocket.WebSocket | None = None
@@ -331,18 +334,30 @@ class HubLink:
             self._requests.release()
 
     def _replay(self, request: InitiateRequest, generation: int) -> None:
+        """Ask the share's own server; a file's bytes are then read from disk, not through it.
+
+        For a GET of a file the server is asked with HEAD (same headers: Range, If-None-Match, ...),
+        so it decides status and headers exactly as for a direct request, and the body comes from
+        the file itself: one copy less, and no second HTTP stream per download.
+        """
         rid = request.request_id
         path = decode_tunnel_path(request.path)
         url = f"{self.local_url}/{quote(path, safe='/')}"
         headers = {str(k): v for k, v in request.headers.items()
                    if isinstance(v, str) and str(k).lower() not in DROP_REQUEST_HEADERS}
         headers["Accept-Encoding"] = "identity"
+        local = self.local_file(path) if request.method == "GET" else None
+        if local is not None:
+            with requests.head(url, headers=headers, allow_redirects=False, timeout=(10, 60)) as resp:
+                span = _body_span(resp)
+            if span is not None:
+                self._send_headers(generation, rid, resp)
+                self._stream_file(generation, rid, local, *span)
+                self._call(generation, lambda t: self.link.end_response(rid, t))
+                return
         with requests.request(request.method, url, headers=headers, stream=True,
                               allow_redirects=False, timeout=(10, 60)) as resp:
-            answer_headers = {k.lower(): v for k, v in resp.headers.items()
-                              if k.lower() not in HOP_BY_HOP}
-            self._call(generation, lambda t: self.link.send_response_headers(
-                rid, resp.status_code, resp.reason or "", answer_headers, t))
+            self._send_headers(generation, rid, resp)
             if request.method != "HEAD":
                 while True:
                     budget = self._budget(generation, rid)
@@ -351,6 +366,37 @@ class HubLink:
                         break
                     self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
         self._call(generation, lambda t: self.link.end_response(rid, t))
+
+    def _send_headers(self, generation: int, rid: str, resp: requests.Response) -> None:
+        answer_headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+        self._call(generation, lambda t: self.link.send_response_headers(
+            rid, resp.status_code, resp.reason or "", answer_headers, t))
+
+    def _stream_file(self, generation: int, rid: str, path: Path, start: int, length: int) -> None:
+        with open(path, "rb") as f:
+            f.seek(start)
+            while length > 0:
+                budget = self._budget(generation, rid)
+                chunk = f.read(min(budget, FAST_CHUNK, length))
+                if not chunk:
+                    break  # the file shrank: the client sees a short body (and its SHA-1 check fails)
+                length -= len(chunk)
+                self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
+
+
+def _body_span(resp: requests.Response) -> tuple[int, int] | None:
+    """(offset, length) of the file bytes a HEAD answer announces; None: not a plain file body."""
+    if resp.status_code not in (200, 206) or "content-encoding" in resp.headers:
+        return None
+    try:
+        length = int(resp.headers["content-length"])
+        if resp.status_code == 200:
+            return 0, length
+        unit, _, rest = resp.headers["content-range"].partition(" ")
+        first = int(rest.split("-", 1)[0])
+    except (KeyError, ValueError):
+        return None
+    return (first, length) if unit == "bytes" else None
 
 
 def _describe(exc: BaseException) -> str:
