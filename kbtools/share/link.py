@@ -7,9 +7,10 @@ with jitter). The protocol itself (frames, polite alternation, flow control) is
 `kbtools.protocol.leafconn.ParentLink`; this module only moves its frames.
 
 A tunnelled request is replayed against the share's own HTTP server, as the original share does, so
-both ways of asking get the same answer (Range, ETag, HEAD, errors). Its body is read from that server
-only as fast as the link may send it: at most a few 64 KiB frames wait for the hub's `ok` on the
-compatible path, at most the granted credit on the fast path. Memory stays flat whatever the file size.
+both ways of asking get the same answer (Range, ETag, HEAD, errors); a file download asks it with HEAD
+and reads the announced bytes from disk. A body is read only as fast as the link may send it: at most
+a few 64 KiB frames wait for the hub's `ok` on the compatible path, at most the granted credit on the
+fast path. Memory stays flat whatever the file size.
 """
 from __future__ import annotations
 
