@@ -23,7 +23,7 @@ $(VENV)/.test-deps: $(STAMP) tests/requirements.txt
 	touch $@
 
 test-deps: $(VENV)/.test-deps
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 test: test-deps
 	$(PY) -m pytest -n 2 -q
