@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import re
 import threading
@@ -260,17 +261,18 @@ class PrefixHasher:
     """The SHA-1 of the longest prefix of the file written so far.
 
     A worker writing right at the end of that prefix hashes its bytes at once, while they are still
-    in the CPU cache; bytes written ahead of it (by the other workers) are read back later.
+    in the CPU cache; bytes written ahead of it (by the other workers) are hashed later, straight
+    from the page cache through a read-only mapping of the file (no copy).
     """
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int, size: int) -> None:
         self.offset = 0
         self.sha1 = hashlib.sha1()
         self.lock = threading.Lock()
-        self.buffer = bytearray(HASH_BLOCK)
+        self.map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        self.view = memoryview(self.map)
 
-    def feed(self, position: int, data: bytes) -> None:
+    def feed(self, position: int, data: memoryview) -> None:
         if position != self.offset:  # cheap test first: most writes are not at the frontier
             return
         with self.lock:
@@ -283,16 +285,17 @@ class PrefixHasher:
         with self.lock:
             if self.offset >= limit:
                 return False
-            view = memoryview(self.buffer)[: min(HASH_BLOCK, limit - self.offset)]
-            count = os.preadv(self.fd, [view], self.offset)
-            if count <= 0:
-                raise ClientError("the partial file was truncated while downloading")
-            self.sha1.update(view[:count])
-            self.offset += count
+            end = min(self.offset + HASH_BLOCK, limit)
+            self.sha1.update(self.view[self.offset: end])
+            self.offset = end
             return True
 
     def hexdigest(self) -> str:
         return self.sha1.hexdigest()
+
+    def close(self) -> None:
+        self.view.release()
+        self.map.close()
 
 
 _thread_sessions = threading.local()
@@ -419,7 +422,7 @@ class Download:
         errors: list[BaseException] = []
         # Per chunk, the end of the bytes written so far (all of it for chunks done earlier).
         self.written = [self._chunk_span(i, state)[1 if i in state.done else 0] for i in range(count)]
-        self.hasher = PrefixHasher(fd)
+        self.hasher = PrefixHasher(fd, state.size)
         self.abort.clear()
 
         def work() -> None:
@@ -461,6 +464,8 @@ class Download:
             for worker in workers:
                 # A worker blocked on a dead socket must not hold up Ctrl-C: it is a daemon.
                 worker.join(timeout=5.0 if self.halted() else None)
+            if not any(worker.is_alive() for worker in workers):
+                self.hasher.close()  # (a daemon still blocked in a read may yet feed it)
         if errors:
             error = errors[0]
             if isinstance(error, ClientError):
@@ -520,29 +525,52 @@ class Download:
                 raise _RangeFailure(position, f"HTTP {status}", fatal=False)
             else:
                 raise _RangeFailure(position, f"HTTP {status}", fatal=True)
-            raw = response.raw
+            read_into = body_reader(response)
+            buffer = bytearray(READ_BLOCK)
+            view = memoryview(buffer)
             while position < end:
                 if self.halted():
                     raise Stopped("stopped")
                 try:
-                    data = raw.read(min(READ_BLOCK, end - position))
+                    count = read_into(view[: min(READ_BLOCK, end - position)])
                 except Exception as exc:  # urllib3, socket and requests errors alike: retry
                     raise _RangeFailure(position, describe(exc), fatal=False) from None
-                if not data:
+                if not count:
                     break
+                data = view[:count]
                 try:
                     os.pwrite(fd, data, position)
                 except OSError as exc:
                     raise ClientError(f"cannot write {part_path(self.target)}: {exc.strerror}") from None
                 self.hasher.feed(position, data)
-                position += len(data)
+                position += count
                 self.written[index] = position
                 with self.fetched_lock:
-                    self.fetched += len(data)
-                self.progress(len(data))
+                    self.fetched += count
+                self.progress(count)
             if position < end:
                 raise _RangeFailure(position, "connection closed mid-transfer", fatal=False)
         return position
+
+
+def body_reader(response: requests.Response) -> Callable[[memoryview], int]:
+    """``readinto`` for the body of a streamed response.
+
+    The http.client response under urllib3 reads straight into our buffer; urllib3's own ``read``
+    returns a new bytes object per call (one more copy of every byte). It is used only for an
+    identity-encoded body, and urllib3's ``read`` remains the fallback.
+    """
+    raw = response.raw
+    inner = getattr(raw, "_fp", None)
+    if inner is not None and callable(getattr(inner, "readinto", None)) \
+            and response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity"):
+        return inner.readinto
+
+    def read_into(view: memoryview) -> int:
+        data = raw.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+    return read_into
 
 
 def download(urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,

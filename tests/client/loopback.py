@@ -56,6 +56,8 @@ class Behaviour:
     delay_per_mib: float = 0.0  # seconds to sleep per MiB sent (to kill a client mid-way)
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
     extra_entries: list[str] = field(default_factory=list)  # names readdir adds (hostile ones)
+    hold_after: int | None = None  # stop sending after this many body bytes in total...
+    released: threading.Event = field(default_factory=threading.Event)  # ...until this is set
     requests: list[str] = field(default_factory=list)  # "METHOD path Range" of downloads and finds
     bytes_sent: int = 0
 
@@ -175,7 +177,7 @@ class Server:
         path = self.network.root / request.match_info["path"]
         if not path.is_file():
             return web.Response(status=404, text="404: File Not Found")
-        plain = not (behaviour.wrong_bytes or behaviour.die_after is not None
+        plain = not (behaviour.wrong_bytes or behaviour.die_after is not None or behaviour.hold_after is not None
                      or behaviour.delay_per_mib or behaviour.ignore_range)
         if plain:
             return web.FileResponse(path)
@@ -205,6 +207,9 @@ class Server:
             position = start
             first = True
             while position < end:
+                if behaviour.hold_after is not None and behaviour.bytes_sent >= behaviour.hold_after:
+                    while not behaviour.released.is_set():
+                        await asyncio.sleep(0.01)
                 block = handle.read(min(1 << 20, end - position))
                 if behaviour.wrong_bytes and first and block:
                     block = bytes([block[0] ^ 0xFF]) + block[1:]
