@@ -18,6 +18,7 @@ from kbtools.protocol.hubconn import (
     ChildConnection, ChildRegistered, ChildRegistry, HubInfo, HubLimits, NodeDataUpdated,
     ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
 )
+from kbtools.protocol.objecthash import object_hash
 from kbtools.protocol.routing import tunnel_request_frames
 from kbtools.share.host import ShareHost
 from tests.share.conftest import free_port
@@ -39,6 +40,7 @@ class ScriptedHub:
         self.connections = 0
         self.events: list[tuple[int, Any]] = []  # (connection number, hub core event)
         self.bodies: dict[str, bytearray] = {}
+        self.reports: list[dict[str, Any]] = []  # the inner message of every report_node_data
         self.loop = asyncio.new_event_loop()
         self.runner: web.AppRunner | None = None
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -72,6 +74,8 @@ class ScriptedHub:
             if number <= self.silent and conn.node_id in conn.registry.leaves:
                 continue  # a hub (or a network) that stopped answering
             out = conn.receive_frame(msg.data, time.time())
+            if msg.type == WSMsgType.TEXT and '"report_node_data"' in msg.data[:200] and not out.close:
+                self.reports.append(json.loads(msg.data)["message"])
             for reply in out.replies:
                 await (ws.send_str(reply) if isinstance(reply, str) else ws.send_bytes(reply))
             for event in out.events:
@@ -169,6 +173,15 @@ def test_register_report_and_serve_hostile_requests(share_dir, fast):
         assert headers["Head0001"].headers["content-length"] == "9" and "Head0001" not in hub.bodies
         wait_for(lambda: any(len(e.data.get("files_by_sha1", {})) == 2 for e in hub.of(NodeDataUpdated)),
                  what="the index never reached the hub")
+        wait_for(lambda: any(r.get("data_nochange") for r in hub.reports), what="no data_nochange report")
+        last_hash = None
+        for report in hub.reports:  # full data with its object_hash, or data_nochange; never a delta
+            assert "data_delta" not in report
+            if "data" in report:
+                assert report["data_hash"] == object_hash(report["data"])
+                last_hash = report["data_hash"]
+            else:
+                assert report["data_nochange"] is True and report["data_hash"] == last_hash
     finally:
         h.stop()
         hub.stop()
