@@ -186,15 +186,20 @@ def child_find_results(answer: Any) -> list[dict[str, Any]]:
 
 
 def find_answer(results: Iterable[dict[str, Any]], own_id: str, registry: ChildRegistry,
-                own_listen_url: str, top_hub_url: str | None = None) -> dict[str, Any]:
-    """The find reply of spec §4.3: urls for every result, results[0].size; or found:false."""
+                own_listen_url: str, top_hub_url: str | None = None,
+                subtree: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The find reply of spec §4.3: urls for every result, results[0].size; or found:false.
+
+    `subtree`: `descendant_nodes(own_id, registry)` when the caller keeps it (a busy hub does).
+    """
     results = list(results)
     if not results:
         answer: dict[str, Any] = {"success": True, "found": False}
         if top_hub_url and top_hub_url != own_listen_url:
             answer["alt_hub_url"] = top_hub_url
         return answer
-    subtree = descendant_nodes(own_id, registry)
+    if subtree is None:
+        subtree = descendant_nodes(own_id, registry)
     urls: list[str] = []
     for r in results:
         urls += download_urls(r["kbshare_id"], r["path"], subtree, own_listen_url)
