@@ -5,7 +5,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,17 +17,12 @@ from kbtools.index.share_index import ShareIndex
 from kbtools.node.config import prepare_node
 from kbtools.share.api import ShareApi, ShareContext, ShareServer
 from tests.conftest import SHARED
+from tests.netfixtures import free_port
 from tests.index.trees import BIG_BIN, ONE_TXT, WEIRD_NAMES, write
 
 VECTORS = SHARED / "vectors" / "kbucket-original"
 RECORDED = json.loads((VECTORS / "http.json").read_text())["http"]
 SHARE_ID = json.loads((VECTORS / "http.json").read_text())["ids"]["share"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def original_node(directory: Path, name: str = "share") -> None:

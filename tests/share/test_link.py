@@ -21,7 +21,7 @@ from kbtools.protocol.hubconn import (
 from kbtools.protocol.objecthash import object_hash
 from kbtools.protocol.routing import tunnel_request_frames
 from kbtools.share.host import ShareHost
-from tests.share.conftest import free_port
+from tests.netfixtures import free_port
 from tests.index.trees import write
 
 HUB_INFO = {"node_id": "aaaaaaaaaaaa", "node_type": "hub", "name": "scripted"}
