@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import validate
-from tests.netfixtures import Network, network  # noqa: F401  (the fixture)
+from tests.netfixtures import ROOT, free_port, network, share_config, write_kbnode  # noqa: F401
 from tests.share.conftest import SHARE_ID, VECTORS
 
 PASS = "hubpass"
@@ -148,15 +150,10 @@ def test_an_original_node_directory_is_used_as_it_is(network):
 
 
 def test_kb_index_records_on_stdin(network, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.netfixtures import ROOT, share_config, write_kbnode
     hub = network.hub("hub", passcode=PASS)
     node_dir = tmp_path / "piped"
     (node_dir / "a").mkdir(parents=True)
     (node_dir / "a" / "x.bin").write_bytes(b"x" * 5000)
-    from tests.netfixtures import free_port
     write_kbnode(node_dir, share_config("piped", free_port(), hub.url))
     env = {**os.environ, "KBUCKET_HUB_PASSCODE": PASS, "PYTHONUNBUFFERED": "1"}
     index = subprocess.Popen([sys.executable, str(ROOT / "bin" / "kb-index"), str(node_dir), "-q"],
