@@ -207,7 +207,8 @@ def share_and_download(root: Path, study: Path) -> dict[str, Any]:
             f"{'matches' if ok else 'DOES NOT MATCH'} the file on disk")
         kbucket_url = f"kbucket://{node_id}/{DATASETS[0]}"
         browse_url = str(share_ready["browse_url"])
-        say(f"the dataset: {kbucket_url}")
+        share_url = str(share_ready["kbucket_url"])
+        say(f"the share: {share_url}   the dataset: {kbucket_url}")
         say(f"browse the share: {browse_url}")
         if keep_up():
             say(f"while they run: kb-get {kbucket_url} --hub {hub_url}")
@@ -217,7 +218,8 @@ def share_and_download(root: Path, study: Path) -> dict[str, Any]:
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 pass  # the way to end a kept-up demo: stop both below, print the result
-        return {"ok": ok, "hub_url": hub_url, "node_id": node_id, "kbucket_url": kbucket_url,
+        return {"ok": ok, "hub_url": hub_url, "node_id": node_id, "share_url": share_url,
+                "kbucket_url": kbucket_url,
                 "browse_url": browse_url, "sha1": expected, "downloaded_sha1": actual,
                 "kb_get": got}
     finally:

@@ -17,6 +17,7 @@ def test_demo_main(capsys):
     network = result["network"]
     assert network["ok"] is True and network["downloaded_sha1"] == network["sha1"]
     assert network["kb_get"]["record"]["status"] == "ok"
+    assert network["share_url"] == f"kbucket://{network['node_id']}/"
     assert network["kbucket_url"] == f"kbucket://{network['node_id']}/dataset1"
     assert network["browse_url"] == f"{network['hub_url']}/?node_id={network['node_id']}"
     assert "stopped kb-host and kb-hub" in captured.err and "exit codes" not in captured.err
