@@ -31,7 +31,7 @@ import websocket
 from kbtools.node.config import websocket_url
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
-    HubError, ParentLink, Registered, RequestStarted, TopHubUrl,
+    DEFAULT_MAX_FRAME, HubError, ParentLink, Registered, RequestStarted, TopHubUrl,
 )
 from kbtools.protocol.messages import InitiateRequest
 from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
@@ -100,6 +100,25 @@ class _MaskedFrame(websocket.ABNF):
         buf[start:start + n] = np.frombuffer(payload, dtype=np.uint8)
         buf[start:].view(np.uint64)[:] ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
         return buf.data[pad:start + n]
+
+
+class _BoundedFrameBuffer(websocket.frame_buffer):
+    """websocket-client's frame reader with a size limit: a frame announcing more is refused before
+    its payload is read (websocket-client itself reads any length into memory)."""
+
+    max_frame_bytes = DEFAULT_MAX_FRAME
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        if self.length is not None and self.length > self.max_frame_bytes:
+            raise websocket.WebSocketPayloadException(
+                f"frame from hub larger than {self.max_frame_bytes} bytes")
+
+
+def bound_frames(ws: websocket.WebSocket, max_frame_bytes: int) -> None:
+    """Refuse frames from the hub larger than `max_frame_bytes` on this connection."""
+    ws.frame_buffer.__class__ = _BoundedFrameBuffer
+    ws.frame_buffer.max_frame_bytes = max_frame_bytes
 
 
 def client_frame(frame: str | bytes) -> websocket.ABNF:
@@ -178,6 +197,7 @@ class HubLink:
         except Exception as exc:  # noqa: BLE001 - refused, DNS, TLS, HTTP status: all retried
             return False, f"connection to parent hub {self.hub_url} failed: {_describe(exc)}"
         ws.settimeout(None)  # blocking reads; stop() and the stall check abort the socket
+        bound_frames(ws, self.link.max_frame_bytes)
         with self._lock:
             self._generation += 1
             generation = self._generation
@@ -258,6 +278,8 @@ class HubLink:
                 if out.close:
                     self._hub_error = self._hub_error or out.close_reason
                     return
+        except websocket.WebSocketPayloadException as exc:
+            self._hub_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any socket error ends this connection
             log.debug("link reader: %s", _describe(exc))
         finally:

@@ -217,6 +217,23 @@ def test_broken_hub_frames_close_the_link_and_it_comes_back(share_dir):
         hub.stop()
 
 
+def test_an_oversized_frame_from_the_hub_is_refused(share_dir, monkeypatch):
+    import kbtools.share.link as link_module
+
+    real = link_module.bound_frames
+    monkeypatch.setattr(link_module, "bound_frames", lambda ws, limit: real(ws, 1 << 20))
+    hub = ScriptedHub([['{"message": "ok", "pad": "' + "x" * (2 << 20) + '"}'], []]).start()
+    events: list = []
+    h = host(share_dir, hub, events)
+    try:
+        wait_for(lambda: len(hub.of(ChildRegistered)) >= 2, what="no reconnection after a huge frame")
+        said = [e["say"] for e in events if isinstance(e, dict) and "say" in e]
+        assert any("frame from hub larger than 1048576 bytes" in line for line in said)
+    finally:
+        h.stop()
+        hub.stop()
+
+
 def test_an_error_from_the_hub_is_said_and_retried(share_dir):
     hub = ScriptedHub([['{"error": "Incorrect passcode for node linked. Closing websocket."}'], []]).start()
     events: list = []
