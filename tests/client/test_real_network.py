@@ -249,3 +249,15 @@ def test_a_share_reachable_only_through_the_hub_then_the_hub_dies_mid_transfer(h
     result = kb_get(network, "--no-cache", network.url(BIG), "-o", target)
     assert result.code == 0, result.stderr
     assert target.read_bytes() == contents[BIG]
+
+
+def test_spikeinterface_reads_raw_mda_straight_from_a_hub_download_url(real):
+    mdaextractors = pytest.importorskip("spikeinterface.extractors.mdaextractors")
+    network, _ = real
+    url = f"{network.hub_url}/{network.share.node_id}/download/dataset1/raw.mda"
+    remote = mdaextractors.DiskReadMda(url)
+    local = mdaextractors.DiskReadMda(str(network.share_dir / "dataset1" / "raw.mda"))
+    assert remote.dims() == local.dims() and remote.dt() == local.dt()
+    channels = local.N1()
+    assert (remote.readChunk(i1=0, i2=1000, N1=channels, N2=500)
+            == local.readChunk(i1=0, i2=1000, N1=channels, N2=500)).all()
