@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,6 +19,8 @@ EXTRA_DIGESTS = ("sha256", "md5")
 HEAD_SIZE = 1000
 FCS_PREFIX = "head1000-"
 BLOCK_SIZE = 1 << 20
+#: Block size when a helper thread computes the extra digests of a big file.
+PARALLEL_BLOCK_SIZE = 8 << 20
 #: Below this size a helper thread costs more than it saves.
 PARALLEL_MIN_SIZE = 16 << 20
 
@@ -55,11 +57,11 @@ _local = threading.local()
 
 
 def _thread_buffers() -> list[memoryview]:
-    """Two read buffers per thread, made once: zeroing 2 MiB per small file would cost more
-    than hashing it."""
+    """A read buffer per thread, made once: zeroing a fresh 1 MiB per small file would cost
+    more than hashing it."""
     views = getattr(_local, "views", None)
     if views is None:
-        views = _local.views = [memoryview(bytearray(BLOCK_SIZE)), memoryview(bytearray(BLOCK_SIZE))]
+        views = _local.views = [memoryview(bytearray(BLOCK_SIZE))]
     return views
 
 
@@ -74,12 +76,20 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
     """
     sha1 = hashlib.sha1()
     extras = {name: hashlib.new(name) for name in extra}
-    helper = ThreadPoolExecutor(1) if extras and (limit or 0) >= PARALLEL_MIN_SIZE else None
-    views = _thread_buffers()
+    parallel = bool(extras) and (limit or 0) >= PARALLEL_MIN_SIZE
+    if parallel:
+        # Big blocks and a ring of three: fewer hand-overs to the helper thread, which matters
+        # when the machine is busy and each wake-up of a thread waits for a core.
+        views = [memoryview(bytearray(PARALLEL_BLOCK_SIZE)) for _ in range(3)]
+        helper: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="kb-hash-extra")
+    else:
+        views = _thread_buffers()
+        helper = None
+    block = len(views[0])
+    in_flight: list[Future[None] | None] = [None] * len(views)
     head = bytearray()
     total = 0
     which = 0
-    pending = None
 
     def update_extras(chunk: memoryview) -> None:
         for h in extras.values():
@@ -89,8 +99,11 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
         while True:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
-            # With a helper, it may still be reading the other buffer: only this one is free.
-            want = BLOCK_SIZE if limit is None else min(BLOCK_SIZE, limit - total)
+            pending = in_flight[which]
+            if pending is not None:  # the helper may still be reading this buffer
+                pending.result()
+                in_flight[which] = None
+            want = block if limit is None else min(block, limit - total)
             n = os.readv(fd, [views[which][:want]]) if want > 0 else 0
             if n == 0:
                 break
@@ -99,20 +112,19 @@ def hash_fd(fd: int, extra: tuple[str, ...] = (), *, limit: int | None = None,
             if len(head) < HEAD_SIZE:
                 head += chunk[: HEAD_SIZE - len(head)]
             if helper is not None:
-                if pending is not None:
-                    pending.result()
-                pending = helper.submit(update_extras, chunk)
+                in_flight[which] = helper.submit(update_extras, chunk)
             else:
                 update_extras(chunk)
             sha1.update(chunk)
-            which ^= 1
+            which = (which + 1) % len(views)
             if on_block is not None:
                 on_block(n)
-        if pending is not None:
-            pending.result()
+        for pending in in_flight:
+            if pending is not None:
+                pending.result()
     finally:
         if helper is not None:
-            helper.shutdown(wait=True)
+            helper.shutdown(wait=True, cancel_futures=True)
     return Digests(total, sha1.hexdigest(), hashlib.sha1(head).hexdigest(),
                    {name: h.hexdigest() for name, h in extras.items()})
 
