@@ -24,6 +24,8 @@ from kbtools.share.link import NodeData
 log = logging.getLogger("kbtools.share")
 
 REFRESH_INTERVAL = 2.0
+WALK_SHARE = 0.1  # a large share waits longer between walks: at most this share of the time walking
+MAX_INTERVAL = 30.0
 PUBLISH_EVERY = 2.0  # during a long scan
 STDIN_QUIET = 10.0  # records on stdin hold the periodic refresh back this long
 
@@ -41,6 +43,7 @@ class IndexKeeper:
         self._published = NodeData({"files_by_sha1": {}}, object_hash({"files_by_sha1": {}}), 0)
         self._published_source: object = None
         self.refreshes = 0
+        self.walk_seconds = 0.0  # the last refresh that hashed nothing: the cost of a plain walk
         self.thread = threading.Thread(target=self._run, name="kb-host-index", daemon=True)
 
     def start(self) -> None:
@@ -93,8 +96,12 @@ class IndexKeeper:
                 self._refresh()
             except Exception as exc:  # noqa: BLE001 - a failed walk is retried next time
                 log.warning("index refresh failed: %s", exc)
-            self._wake.wait(self.interval)
+            self._wake.wait(self.next_interval())
             self._wake.clear()
+
+    def next_interval(self) -> float:
+        """The wait before the next walk: `interval`, longer for a share whose walk is slow."""
+        return min(MAX_INTERVAL, max(self.interval, self.walk_seconds / WALK_SHARE))
 
     def _refresh(self) -> None:
         last = time.monotonic()
@@ -107,6 +114,8 @@ class IndexKeeper:
         self.refreshes += 1
         self._publish()
         delta = self.index.last_delta
+        if delta is not None and delta.hashed == 0:
+            self.walk_seconds = delta.seconds
         if delta is not None and (delta or delta.errors or self.refreshes == 1):
             self.on_change(delta, self.refreshes)
 

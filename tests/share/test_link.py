@@ -261,39 +261,6 @@ def test_a_hub_that_stops_answering_is_left_and_the_share_reconnects(share_dir):
         hub.stop()
 
 
-class _Keeper:
-    def __init__(self) -> None:
-        self.holds = self.refreshes = 0
-
-    def hold(self) -> None:
-        self.holds += 1
-
-    def refresh_soon(self) -> None:
-        self.refreshes += 1
-
-
-def test_kb_index_records_on_stdin_hold_the_walk_and_trigger_a_refresh():
-    import io
-
-    from kbtools.share.indexer import read_index_records
-    lines = [
-        {"type": "file", "path": "a", "size": 1, "mtime": 1.0, "sha1": "a" * 40, "fcs": "head1000-" + "a" * 40,
-         "cached": False},
-        {"type": "file", "path": "b", "size": 1, "mtime": 1.0, "error": "file-unreadable", "message": "x"},
-        {"type": "dataset", "path": "d"},
-        {"type": "summary"},
-    ]
-    text = "\n".join(json.dumps(x) for x in lines) + "\nnot json\n\n"
-    keeper, batches = _Keeper(), []
-    read_index_records(io.StringIO(text), keeper, batches.append)  # type: ignore[arg-type]
-    assert batches[0] == {"event": "stdin", "files": 1, "errors": 1, "ignored": 0, "end_of_input": False}
-    assert batches[1] == {"event": "stdin", "files": 1, "errors": 1, "ignored": 1, "end_of_input": True}
-    assert keeper.holds == 5 and keeper.refreshes == 2
-    keeper, batches = _Keeper(), []
-    read_index_records(io.StringIO(""), keeper, batches.append)  # type: ignore[arg-type]
-    assert batches == [] and keeper.refreshes == 0
-
-
 @pytest.mark.parametrize("size", [0, 1, 7, 125, 126, 65535, 65536, 1_048_581])
 def test_client_frames_are_what_websocket_client_would_send(size):
     import os
