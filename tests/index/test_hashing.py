@@ -6,13 +6,15 @@ import os
 
 import pytest
 
-from kbtools.index.hashing import (BLOCK_SIZE, HEAD_SIZE, PARALLEL_MIN_SIZE, FileChanging,
+from kbtools.index.hashing import (BLOCK_SIZE, HEAD_SIZE, PARALLEL_BLOCK_SIZE, PARALLEL_MIN_SIZE,
+                                   FileChanging,
                                    check_digest_names, hash_file)
 from kbtools.index.share_index import HASH_ATTEMPTS, hash_to_record
 
 
 @pytest.mark.parametrize("size", [0, 1, HEAD_SIZE - 1, HEAD_SIZE, HEAD_SIZE + 1, BLOCK_SIZE + 7,
-                                  PARALLEL_MIN_SIZE + BLOCK_SIZE // 2])
+                                  PARALLEL_MIN_SIZE + BLOCK_SIZE // 2,
+                                  4 * PARALLEL_BLOCK_SIZE + 3])  # the helper's ring wraps
 def test_digests_match_hashlib(tmp_path, size):
     data = os.urandom(size)
     path = tmp_path / "f"
