@@ -7,8 +7,7 @@ import os
 import pytest
 
 from kbtools.index.hashing import (BLOCK_SIZE, HEAD_SIZE, PARALLEL_BLOCK_SIZE, PARALLEL_MIN_SIZE,
-                                   FileChanging,
-                                   check_digest_names, hash_file)
+                                   FileChanging, check_digest_names, hash_file)
 from kbtools.index.share_index import HASH_ATTEMPTS, hash_to_record
 
 
