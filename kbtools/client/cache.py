@@ -10,8 +10,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kbtools.index.hashing import FileChanging, hash_file
-
 
 def default_cache_dir() -> Path:
     """``$KBUCKET_CACHE_DIR``, else ``$XDG_CACHE_HOME/kbtools/sha1`` (``~/.cache/kbtools/sha1``)."""
@@ -24,6 +22,8 @@ def default_cache_dir() -> Path:
 
 def file_matches(path: Path, sha1: str, size: int | None) -> bool:
     """True when ``path`` is a regular file with this size (if known) and SHA-1."""
+    from kbtools.index.hashing import FileChanging, hash_file  # (the index package is not light)
+
     try:
         if not path.is_file() or (size is not None and path.stat().st_size != size):
             return False
