@@ -137,13 +137,15 @@ class FindPlan:
 
 
 def plan_find(registry: ChildRegistry, sha1: str, filename: str = "",
-              share_id: str | None = None) -> FindPlan:
+              share_id: str | None = None,
+              local_results: list[dict[str, Any]] | None = None) -> FindPlan:
     """Global find (share_id None): every child hub gets `find/<sha1>/<filename>`.
 
     Share-scoped find works at any ancestor (fixing spec §9.2): the share's own child hub gets
-    `<share_id>/api/find/<sha1>/<filename>`, a route that every hub answers.
+    `<share_id>/api/find/<sha1>/<filename>`, a route that every hub answers. `local_results`: what
+    `find_in_leaves` would give, when the caller keeps an index of its leaves' files.
     """
-    local = find_in_leaves(registry, sha1, share_id)
+    local = find_in_leaves(registry, sha1, share_id) if local_results is None else local_results
     if share_id is None:
         return FindPlan(local, [(hid, f"find/{sha1}/{filename}") for hid in registry.child_hubs])
     if share_id in registry.leaves:
