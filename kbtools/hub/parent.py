@@ -148,7 +148,8 @@ class ParentConnector:
         while True:
             try:
                 await asyncio.wait_for(self._changed.wait(), interval)
-                await asyncio.sleep(0.2)  # gather a burst of changes into one report
+                if self.link.last_reported_hash is not None:
+                    await asyncio.sleep(0.2)  # gather a burst of changes into one report
             except asyncio.TimeoutError:
                 pass
             self._changed.clear()

@@ -35,6 +35,7 @@ from kbtools.protocol.routing import (
     child_find_results, filter_response_headers, find_answer, hub_node_data, node_info_object,
     nodeinfo_answer, plan_find, route, unable_to_locate,
 )
+from kbtools.hub.leafindex import LeafIndex
 from kbtools.hub.tunnel import ChildLink, TunnelFailed, TunnelRequest
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -93,6 +94,8 @@ class Hub:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
+        self._subtree: dict[str, dict[str, Any]] | None = None  # descendant_nodes, until it changes
+        self.leaf_index = LeafIndex()
 
     # ---------------------------------------------------------------- life cycle
 
@@ -152,7 +155,13 @@ class Hub:
 
     def node_data(self) -> dict[str, Any]:
         """What this hub reports to its parent: its whole subtree."""
-        return hub_node_data(self.node_id, self.registry)
+        return {"node_id": self.node_id, "descendant_nodes": self.subtree()}
+
+    def subtree(self) -> dict[str, dict[str, Any]]:
+        """Every node below this hub (spec §2.6.1), rebuilt only after a change."""
+        if self._subtree is None:
+            self._subtree = hub_node_data(self.node_id, self.registry)["descendant_nodes"]
+        return self._subtree
 
     async def set_top_hub_url(self, url: str) -> None:
         """Our parent told us the top hub's URL; pass it on to our child hubs."""
@@ -294,7 +303,8 @@ class Hub:
     # ---------------------------------------------------------------- find (spec §4.4)
 
     async def find(self, sha1: str, filename: str = "", share_id: str | None = None) -> dict[str, Any]:
-        plan = plan_find(self.registry, sha1, filename, share_id)
+        local = self.leaf_index.find(sha1, self.registry.leaves, share_id)
+        plan = plan_find(self.registry, sha1, filename, share_id, local_results=local)
         results = list(plan.local_results)
         if plan.child_hub_queries:
             answers = await asyncio.gather(*(self._query_child_hub(hid, path)
@@ -302,7 +312,7 @@ class Hub:
             for answer in answers:
                 results += child_find_results(answer)
         return find_answer(results, self.node_id, self.registry, self.listen_url,
-                           self.hub_info.top_hub_url)
+                           self.hub_info.top_hub_url, self.subtree())
 
     async def _query_child_hub(self, hub_id: str, path: str) -> Any:
         conn = self.registry.child_hubs.get(hub_id)
@@ -372,7 +382,11 @@ class Hub:
                 self._count("report_node_data_messages_from_child")
                 if link.conn.node_type == "hub":
                     self._subtree_changed()
+                elif self.registry.leaves.get(event.node_id) is link.conn:
+                    self.leaf_index.update(event.node_id, event.data)
             elif isinstance(event, ConnectionClosed):
+                if link.conn.registered and link.conn.node_type == "leaf" and link.conn.node_id:
+                    self.leaf_index.remove(link.conn.node_id)
                 if link.conn.registered:
                     self.emit("child_disconnected", node_id=link.conn.node_id,
                               node_type=link.conn.node_type, reason=event.reason[:300])
@@ -388,6 +402,7 @@ class Hub:
                 pass
 
     def _subtree_changed(self) -> None:
+        self._subtree = None
         if self.parent is not None:
             self.parent.subtree_changed()
 

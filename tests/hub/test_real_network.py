@@ -54,6 +54,11 @@ def test_tree_of_real_processes(tmp_path):
         top.stop()
         top.start()
         wait_found(top.url, [a_sha1, b_sha1], timeout=90)
+        # find asks the child hub live; routing needs its subtree report, which follows its registration.
+        deadline = time.monotonic() + 30
+        while requests.get(f"{top.url}/{share_b.node_id}/api/nodeinfo", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         r = requests.get(f"{top.url}/{share_b.node_id}/download/{quote(ODD)}", timeout=30)
         assert r.content == b_data
         connected = {e["node_id"] for e in top.events() if e["event"] == "child_connected"}
