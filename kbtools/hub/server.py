@@ -43,6 +43,7 @@ EventSink = Callable[[dict[str, Any]], None]
 # Routes of a node id that carry a share-relative path (checked before routing, spec §4.2).
 PATH_ROUTES = {("api", "readdir"), ("download",), ("prv",), ("api", "dataset")}
 FIND_ANSWER_LIMIT = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 2.0  # seconds to wait for a child's answer to our close frame
 
 
 @dataclass
@@ -140,10 +141,8 @@ class Hub:
         for link in list(self.links.values()):
             for request in list(link.requests.values()):
                 request.queue.put_nowait(ResponseError(request.request_id, "Hub stopping"))
-            try:
-                await link.ws.close(code=1001, message=b"hub stopping")
-            except (ConnectionError, RuntimeError):
-                pass
+        await asyncio.gather(*(link.ws.close(code=1001, message=b"hub stopping")
+                               for link in list(self.links.values())), return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -334,7 +333,7 @@ class Hub:
         limits = self.settings.limits
         # Frames a little over the limit get the core's error reply; far over, aiohttp closes (1009).
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1024 * 1024,
-                                   autoping=True, compress=False)
+                                   autoping=True, compress=False, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         conn = ChildConnection(self.hub_info, self.registry, self.settings.clock())
         link = ChildLink(ws, conn)
