@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from kbtools.cli.base import Command
 from kbtools.errors import RuntimeFailure, UsageError
@@ -71,7 +71,7 @@ class KbHub(Command):
         else:
             if not self.input_file.isatty() and self.input_file is sys.stdin:
                 self.say("answering the questions from stdin (use --auto to take kbnode.json as is)")
-            ask_questions(questions, config, self.input_file, self.error_file)
+            ask_questions(questions, config, cast(TextIO, self.input_file), cast(TextIO, self.error_file))
             save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")))
         save_config(prepared.node_dir, config)
         if self.args.max_leaves < 0 or self.args.max_child_hubs < 0 or self.args.timestamp_window < 0:

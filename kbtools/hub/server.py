@@ -364,7 +364,7 @@ class Hub:
 
     async def _act(self, link: ChildLink, out: Outcome, binary: bool) -> None:
         """Send the replies of one received frame and act on its events."""
-        extra: list[str] = []
+        extra: list[str | bytes] = []
         for event in out.events:
             if isinstance(event, (ResponseHeaders, ResponseData, ResponseEnd, ResponseError)):
                 owes_ack = isinstance(event, ResponseData) and not binary \

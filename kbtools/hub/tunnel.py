@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from aiohttp import web
 
@@ -39,7 +39,7 @@ class ChildLink:
         self.requests: dict[str, TunnelRequest] = {}
         self._send_lock = asyncio.Lock()
 
-    async def send(self, frames: list[str | bytes] | list[str]) -> None:
+    async def send(self, frames: Sequence[str | bytes]) -> None:
         """Send frames in order (text or binary); a closed socket drops them quietly."""
         if not frames:
             return
