@@ -96,6 +96,7 @@ class TunnelRequest:
         self.frames = frames
         self.queue: asyncio.Queue[ResponseEvent] = asyncio.Queue()
         self.owed_acks = 0
+        self.credit_due = 0  # fast path: bytes consumed but not yet granted back
         self.finished = False
 
     async def start(self) -> None:
@@ -116,9 +117,14 @@ class TunnelRequest:
             if ack:
                 await self.link.send([ack])
         elif conn.fast_path:  # fast path: credit for as many bytes as the client took
-            credit = conn.grant_credit(self.request_id, len(event.data))
-            if credit:
-                await self.link.send([credit])
+            # Granted in batches of a quarter window (fewer small frames); never more than a
+            # quarter window is held back, so the child always has credit or data in flight.
+            self.credit_due += len(event.data)
+            if self.credit_due >= max(1, conn.limits.fast_window // 4):
+                credit = conn.grant_credit(self.request_id, self.credit_due)
+                self.credit_due = 0
+                if credit:
+                    await self.link.send([credit])
 
     async def close(self) -> None:
         """Forget the request; acks still owed for chunks nobody will read are sent now."""
@@ -141,6 +147,11 @@ class TunnelRequest:
                     acks.append(ack)
             else:
                 acks += self.link._drain_credit(event)
+        if self.credit_due and self.link.conn.fast_path:
+            credit = self.link.conn.grant_credit(self.request_id, self.credit_due)
+            self.credit_due = 0
+            if credit:
+                acks.append(credit)
         for _ in range(self.owed_acks):
             ack = self.link.conn.acknowledge_data()
             if ack:
