@@ -47,7 +47,15 @@ def write_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+def settle() -> None:
+    """Let the file system finish with the 1 GiB just deleted (freeing, discards) before the
+    next timed run: otherwise that work lands on whichever tool runs next."""
+    os.sync()
+    time.sleep(1.0)
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    settle()
     started = time.perf_counter()
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - started
