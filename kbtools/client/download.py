@@ -298,6 +298,16 @@ class PrefixHasher:
         self.map.close()
 
 
+@dataclass
+class _Round:
+    """What the workers of one round share. A worker still blocked in a read when its round is
+    over keeps its own round (set ``abort``) and so can never write into a later one."""
+
+    abort: threading.Event
+    hasher: PrefixHasher
+    written: list[int]  # per chunk, the end of the bytes written so far
+
+
 _thread_sessions = threading.local()
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -320,13 +330,9 @@ class Download:
         self.progress = progress or (lambda count: None)
         self.stop = stop or threading.Event()
         self.health = health or HostHealth()
-        self.abort = threading.Event()  # ends the current round (a worker failed, or stop)
         self.fetched = 0
         self.fetched_lock = threading.Lock()
         self.state: PartState | None = None
-
-    def halted(self) -> bool:
-        return self.stop.is_set() or self.abort.is_set()
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> DownloadResult:
@@ -421,22 +427,22 @@ class Download:
         ready = threading.Condition()
         errors: list[BaseException] = []
         # Per chunk, the end of the bytes written so far (all of it for chunks done earlier).
-        self.written = [self._chunk_span(i, state)[1 if i in state.done else 0] for i in range(count)]
-        self.hasher = PrefixHasher(fd, state.size)
-        self.abort.clear()
+        written = [self._chunk_span(i, state)[1 if i in state.done else 0] for i in range(count)]
+        rnd = _Round(threading.Event(), PrefixHasher(fd, state.size), written)
+        hasher = rnd.hasher
 
         def work() -> None:
-            while not self.halted():
+            while not (self.stop.is_set() or rnd.abort.is_set()):
                 with ready:
                     if not pending or errors:
                         return
                     index = pending.pop()
                 try:
-                    self._fetch_chunk(fd, index, state, sources)
+                    self._fetch_chunk(fd, index, state, sources, rnd)
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     with ready:
                         errors.append(exc)
-                        self.abort.set()
+                        rnd.abort.set()
                         ready.notify_all()
                     return
                 state.mark(index)
@@ -448,30 +454,32 @@ class Download:
         for worker in workers:
             worker.start()
         try:
-            while self.hasher.offset < state.size:
+            while hasher.offset < state.size:
                 if errors:
                     break
                 if self.stop.is_set():
                     raise Stopped(f"stopped; {part_path(self.target)} is kept for a resume")
-                limit = self.written[self.hasher.offset // state.chunk_size]
-                if not self.hasher.catch_up(limit):
+                limit = written[hasher.offset // state.chunk_size]
+                if not hasher.catch_up(limit):
                     with ready:
                         ready.wait(0.05)  # a worker hashes what it writes at the frontier meanwhile
         except BaseException:
-            self.abort.set()
+            rnd.abort.set()
             raise
         finally:
+            halted = self.stop.is_set() or rnd.abort.is_set()
             for worker in workers:
                 # A worker blocked on a dead socket must not hold up Ctrl-C: it is a daemon.
-                worker.join(timeout=5.0 if self.halted() else None)
+                worker.join(timeout=5.0 if halted else None)
+            rnd.abort.set()  # whatever is still running must not write any more
             if not any(worker.is_alive() for worker in workers):
-                self.hasher.close()  # (a daemon still blocked in a read may yet feed it)
+                hasher.close()  # (a daemon still blocked in a read may yet feed it)
         if errors:
             error = errors[0]
             if isinstance(error, ClientError):
                 raise error
             raise PeerError(f"download failed: {error}") from error
-        return self.hasher.hexdigest()
+        return hasher.hexdigest()
 
     # -- one chunk ---------------------------------------------------------------------------------
     @staticmethod
@@ -482,15 +490,15 @@ class Download:
             session = _thread_sessions.session = requests.Session()
         return session
 
-    def _fetch_chunk(self, fd: int, index: int, state: PartState, sources: Sources) -> None:
+    def _fetch_chunk(self, fd: int, index: int, state: PartState, sources: Sources, rnd: _Round) -> None:
         position, end = self._chunk_span(index, state)
         delay = self.options.backoff
         while position < end:
-            if self.halted():
+            if self.stop.is_set() or rnd.abort.is_set():
                 raise Stopped("stopped")
             url = sources.current()
             try:
-                position = self._fetch_range(fd, url, index, position, end, state.size)
+                position = self._fetch_range(fd, url, index, position, end, state.size, rnd)
                 sources.succeeded(url)
             except _RangeFailure as failure:
                 progress_made = failure.position > position
@@ -499,10 +507,11 @@ class Download:
                 if progress_made:
                     delay = self.options.backoff
                 elif not failure.fatal:
-                    self.abort.wait(delay)
+                    rnd.abort.wait(delay)
                     delay = min(delay * 2, 5.0)
 
-    def _fetch_range(self, fd: int, url: str, index: int, position: int, end: int, size: int) -> int:
+    def _fetch_range(self, fd: int, url: str, index: int, position: int, end: int, size: int,
+                     rnd: _Round) -> int:
         headers = {"Range": f"bytes={position}-{end - 1}", "Accept-Encoding": "identity"}
         try:
             response = self.session().get(url, headers=headers, stream=True, timeout=self.options.timeout)
@@ -529,8 +538,6 @@ class Download:
             buffer = bytearray(READ_BLOCK)
             view = memoryview(buffer)
             while position < end:
-                if self.halted():
-                    raise Stopped("stopped")
                 try:
                     count = read_into(view[: min(READ_BLOCK, end - position)])
                 except Exception as exc:  # urllib3, socket and requests errors alike: retry
@@ -538,13 +545,15 @@ class Download:
                 if not count:
                     break
                 data = view[:count]
+                if self.stop.is_set() or rnd.abort.is_set():  # checked after the read, which may block
+                    raise Stopped("stopped")
                 try:
                     os.pwrite(fd, data, position)
                 except OSError as exc:
                     raise ClientError(f"cannot write {part_path(self.target)}: {exc.strerror}") from None
-                self.hasher.feed(position, data)
+                rnd.hasher.feed(position, data)
                 position += count
-                self.written[index] = position
+                rnd.written[index] = position
                 with self.fetched_lock:
                     self.fetched += count
                 self.progress(count)
