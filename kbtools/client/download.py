@@ -269,8 +269,13 @@ class PrefixHasher:
         self.offset = 0
         self.sha1 = hashlib.sha1()
         self.lock = threading.Lock()
-        self.map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        self.view = memoryview(self.map)
+        self.fd = fd
+        self.map: mmap.mmap | None = None
+        try:
+            self.map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            self.view = memoryview(self.map)
+        except (OSError, ValueError):  # a file system without mmap: read the bytes back instead
+            self.view = memoryview(bytearray(HASH_BLOCK))
 
     def feed(self, position: int, data: memoryview) -> None:
         if position != self.offset:  # cheap test first: most writes are not at the frontier
@@ -286,7 +291,14 @@ class PrefixHasher:
             if self.offset >= limit:
                 return False
             end = min(self.offset + HASH_BLOCK, limit)
-            self.sha1.update(self.view[self.offset: end])
+            if self.map is not None:
+                self.sha1.update(self.view[self.offset: end])
+            else:
+                count = os.preadv(self.fd, [self.view[: end - self.offset]], self.offset)
+                if count <= 0:
+                    raise ClientError("the partial file was truncated while downloading")
+                self.sha1.update(self.view[:count])
+                end = self.offset + count
             self.offset = end
             return True
 
@@ -295,7 +307,8 @@ class PrefixHasher:
 
     def close(self) -> None:
         self.view.release()
-        self.map.close()
+        if self.map is not None:
+            self.map.close()
 
 
 @dataclass

@@ -163,3 +163,13 @@ def test_an_unwritable_target_is_a_clear_error(network, tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(ClientError, match="cannot write"):
         fetch(network, "hello.txt", tmp_path / "a-file" / "x")
+
+
+def test_without_mmap_the_prefix_is_read_back(network, contents, tmp_path, monkeypatch):
+    import mmap
+
+    def refuse(*args, **kwargs):
+        raise OSError("no mmap here")
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    fetch(network, BIG, tmp_path / "x")
+    assert (tmp_path / "x").read_bytes() == contents[BIG]
