@@ -49,7 +49,8 @@ class KbGet(Command):
         parser.add_argument("--cat", action="store_true", help="write the verified bytes of one file to stdout")
         parser.add_argument("--no-cache", action="store_true", help="neither read nor fill the SHA-1 cache")
         parser.add_argument("-j", "--parallel", type=int, default=DownloadOptions.parallel, metavar="N",
-                            help="Range requests in flight per file (default %(default)s)")
+                            help="Range requests in flight per file, and small files of a directory "
+                                 "fetched at once (default %(default)s)")
         parser.add_argument("--chunk-size", type=int, default=DownloadOptions.chunk_size // MiB,
                             metavar="MIB", help="MiB per Range request, 1 to 64 (default %(default)s)")
 
