@@ -58,6 +58,10 @@ class HubSettings:
     parent_passcode: str = ""
     limits: HubLimits = field(default_factory=HubLimits)
     response_timeout: float = 120.0  # seconds without any response frame before a request fails
+    # Seconds an HTTP client may take to accept one chunk. On the compatible path the child's link
+    # waits for that chunk's `ok` (and cannot send its heartbeat), so this stays well under the
+    # 60-second inactivity timeout: a stalled client is dropped, not the share.
+    client_write_timeout: float = 30.0
     find_timeout: float = 10.0  # per child hub queried by find
     check_interval: float = 5.0  # inactivity checks (the original checks every 5 s)
     report_interval: float = 5.0  # node data reports to the parent
@@ -285,7 +289,12 @@ class Hub:
                         _abort(request)
                         return response
                     if isinstance(event, ResponseData):
-                        await response.write(event.data)
+                        try:
+                            await asyncio.wait_for(response.write(event.data),
+                                                   self.settings.client_write_timeout)
+                        except asyncio.TimeoutError:
+                            _abort(request)
+                            return response
                         await tunnel.consumed(event)
                     elif isinstance(event, ResponseEnd):
                         await response.write_eof()

@@ -105,3 +105,21 @@ def test_a_client_leaving_mid_download_does_not_block_the_link(lt, tmp_path, fas
     # The abandoned responses still end on the child's side, and the link carries the next download.
     hub.wait(lambda: not hub.hub.registry.leaves[child.node_id].credit)
     assert requests.get(url, timeout=30).content == data
+
+
+def test_a_client_that_stops_reading_is_dropped_not_the_share(lt, tmp_path):
+    import socket
+    from urllib.parse import urlsplit
+
+    hub = HubNode(lt, tmp_path / "hub", client_write_timeout=0.5)
+    data = write_random(tmp_path / "files" / "big.bin", 40 * 1024 * 1024).read_bytes()
+    child = FileChild(lt, tmp_path / "share", tmp_path / "files", hub.url, fast=False).connect()
+    parts = urlsplit(hub.url)
+    stalled = socket.create_connection((parts.hostname, parts.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(f"GET /{child.node_id}/download/big.bin HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    # The hub gives up on the stalled client; the share's link is free again and still registered.
+    hub.wait(lambda: not hub.hub.links[hub.hub.registry.leaves[child.node_id]].requests, timeout=60)
+    assert requests.get(f"{hub.url}/{child.node_id}/download/big.bin", headers={"Range": "bytes=0-99"},
+                        timeout=30).content == data[:100]
+    stalled.close()
