@@ -43,6 +43,7 @@ EventSink = Callable[[dict[str, Any]], None]
 # Routes of a node id that carry a share-relative path (checked before routing, spec §4.2).
 PATH_ROUTES = {("api", "readdir"), ("download",), ("prv",), ("api", "dataset")}
 FIND_ANSWER_LIMIT = 16 * 1024 * 1024
+SPARE_SOCKETS = 64  # child sockets allowed beyond the limits (registrations in progress)
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a child's answer to our close frame
 
 
@@ -340,6 +341,9 @@ class Hub:
 
     async def _child_socket(self, request: web.Request) -> web.StreamResponse:
         limits = self.settings.limits
+        # Sockets that have not registered yet count too: a flood of idle sockets is refused here.
+        if len(self.links) >= limits.max_leaves + limits.max_child_hubs + SPARE_SOCKETS:
+            return error_response("Too many connections", 503)
         # Frames a little over the limit get the core's error reply; far over, aiohttp closes (1009).
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1024 * 1024,
                                    autoping=True, compress=False, timeout=CLOSE_TIMEOUT)

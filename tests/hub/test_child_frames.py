@@ -40,10 +40,13 @@ def exchange(hub: HubNode, *frames: str | bytes) -> tuple[list[dict], bool]:
     replies: list[dict] = []
     try:
         for f in frames:
-            if isinstance(f, bytes):
-                ws.send_binary(f)
-            else:
-                ws.send(f)
+            try:
+                if isinstance(f, bytes):
+                    ws.send_binary(f)
+                else:
+                    ws.send(f)
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                return replies, True  # closed while we were still sending (a frame far too large)
         while True:
             try:
                 opcode, data = ws.recv_data()
@@ -184,3 +187,19 @@ def test_a_silent_child_is_closed_after_the_inactivity_timeout(lt, tmp_path):
     assert reply["error"].startswith("Closing connection after ") and "seconds of not receiving" in reply["error"]
     hub.wait(lambda: any(e["event"] == "child_disconnected" for e in hub.events))
     ws.close()
+
+
+def test_sockets_beyond_the_limits_are_refused(lt, tmp_path):
+    from kbtools.hub import server
+
+    hub = HubNode(lt, tmp_path / "hub", limits=HubLimits(max_leaves=1, max_child_hubs=0))
+    idle = [websocket.create_connection(websocket_url(hub.url), timeout=10)
+            for _ in range(1 + server.SPARE_SOCKETS)]
+    hub.wait(lambda: len(hub.hub.links) == len(idle))
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(websocket_url(hub.url), timeout=10)
+    assert info.value.status_code == 503
+    for ws in idle:
+        ws.close()
+    hub.wait(lambda: not hub.hub.links)
+    still_serving(hub)
