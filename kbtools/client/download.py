@@ -398,9 +398,12 @@ class Download:
         if resumed_bytes:
             self.progress(resumed_bytes)
         while True:
-            if not state.done:
-                os.ftruncate(fd, 0)  # stale bytes of another file must not survive in holes
-            os.ftruncate(fd, size)
+            if not state.done and os.fstat(fd).st_size:
+                # Stale bytes of another file must not survive in holes. (Only then: ext4 flushes
+                # a file truncated to zero when it is closed, which would cost seconds per GiB.)
+                os.ftruncate(fd, 0)
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
             state.save()
             digest = self._round(fd, state, sources)
             used_all += [u for u in sources.used if u not in used_all]
