@@ -17,6 +17,7 @@ from kbtools.node.config import (
 from kbtools.protocol.hubconn import HubLimits
 
 DEFAULT_BIND = "127.0.0.1"
+MIB = 1024 * 1024
 
 
 def hub_port(config: dict[str, Any]) -> int:
@@ -51,6 +52,11 @@ class KbHub(Command):
                             help="most shares connected at once (default 1000)")
         parser.add_argument("--max-child-hubs", type=int, default=10, metavar="N",
                             help="most child hubs connected at once (default 10)")
+        parser.add_argument("--fast-window", dest="fast_window_mib", type=float, default=8.0,
+                            metavar="MIB",
+                            help="bytes a kbtools share may send ahead per download on the fast "
+                                 "tunnel, in MiB (default 8): the hub holds at most this much per "
+                                 "download; more is faster on busy machines")
         parser.add_argument("--timestamp-window", type=float, default=600.0, metavar="SECONDS",
                             help="refuse child frames whose timestamp is further than this from "
                                  "our clock (default 600; 0 accepts any, as the original)")
@@ -76,12 +82,15 @@ class KbHub(Command):
         save_config(prepared.node_dir, config)
         if self.args.max_leaves < 0 or self.args.max_child_hubs < 0 or self.args.timestamp_window < 0:
             raise UsageError("limits must not be negative")
+        if not 0.0625 <= self.args.fast_window_mib <= 1024:
+            raise UsageError("--fast-window must be between 0.0625 and 1024 MiB")
         settings = HubSettings(
             node_dir=prepared.node_dir, config=config, identity=prepared.identity,
             bind=self.args.bind, port=hub_port(config),
             parent_passcode=resolve_parent_hub_passcode(config, passcode_file=self.args.passcode_file),
             limits=HubLimits(max_leaves=self.args.max_leaves, max_child_hubs=self.args.max_child_hubs,
-                             freshness_window=self.args.timestamp_window or None),
+                             freshness_window=self.args.timestamp_window or None,
+                             fast_window=int(self.args.fast_window_mib * MIB)),
         )
         if not self.args.verbose:
             # A client that goes away mid-download is normal; aiohttp would log it with a traceback.

@@ -97,6 +97,9 @@ def test_auto_with_a_missing_field_is_a_usage_error(tmp_path):
     assert "Traceback" not in r.stderr
     r = run_cli(KbHub, str(tmp_path / "nope"), "--auto")
     assert r.code == 2
+    write_kbnode(tmp_path, hub_config("h", free_port()))
+    r = run_cli(KbHub, str(tmp_path), "--auto", "--fast-window", "0")
+    assert r.code == 2 and "--fast-window" in r.stderr
 
 
 def test_interactive_questions_then_serving(tmp_path):
