@@ -30,7 +30,8 @@ def test_tree_of_real_processes(tmp_path):
         top = net.hub("top", passcode="tp")
         mid = net.hub("mid", passcode="cp", parent=top, parent_passcode="tp")
         share_a = net.share("a", top, passcode="tp", files={"data/raw.mda": a_data})
-        share_b = net.share("b", mid, passcode="cp", files={ODD: b_data})
+        # Share b speaks only the compatible tunnel; the hubs between them use the fast one.
+        share_b = net.share("b", mid, passcode="cp", files={ODD: b_data}, args=("--no-fast-path",))
         wait_found(top.url, [a_sha1, b_sha1])
 
         find_b = requests.get(f"{top.url}/find/{b_sha1}/", timeout=10).json()
@@ -61,5 +62,6 @@ def test_tree_of_real_processes(tmp_path):
             time.sleep(0.1)
         r = requests.get(f"{top.url}/{share_b.node_id}/download/{quote(ODD)}", timeout=30)
         assert r.content == b_data
-        connected = {e["node_id"] for e in top.events() if e["event"] == "child_connected"}
-        assert connected == {share_a.node_id, mid.node_id}
+        connected = {e["node_id"]: e["fast_path"] for e in top.events() if e["event"] == "child_connected"}
+        assert connected == {share_a.node_id: True, mid.node_id: True}
+        assert [e["fast_path"] for e in mid.events() if e["event"] == "child_connected"] == [False]
