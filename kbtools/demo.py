@@ -1,8 +1,9 @@
 """The kbtools demo (``make demo``): the whole journey on loopback.
 
 It builds a sample study and checks it with kb-check, starts a kb-hub and a kb-host of the study on
-free 127.0.0.1 ports (real processes), waits until the hub finds the share's files, downloads a
-dataset file through the hub with kb-get and checks its SHA-1, prints the share's ``kbucket://`` URL
+free 127.0.0.1 ports (real processes), waits until the hub finds the share's files, fetches
+dataset1 back by its ``kbucket://`` URL with kb-get (every file SHA-1 verified) and compares it with
+the study, prints the share's ``kbucket://`` URL
 and its browse URL, and stops both processes (also on Ctrl-C). On a terminal (and unless DEMO_KEEP=0
 or CI is set) the hub stays up until Ctrl-C, so the browse URL can be opened.
 
@@ -164,15 +165,15 @@ def wait_findable(hub_url: str, sha1: str, timeout: float = FIND_TIMEOUT) -> dic
         time.sleep(0.1)
 
 
-def download_through_hub(hub_url: str, node_id: str, relpath: str, target: Path) -> dict[str, Any]:
-    """kb-get of the hub's tunnel URL of one file (verified against its SHA-1 by kb-get)."""
+def fetch_dataset(hub_url: str, kbucket_url: str, target: Path) -> dict[str, Any]:
+    """kb-get of a whole dataset by its kbucket:// URL through the hub (each file SHA-1 verified)."""
     out, err = io.StringIO(), io.StringIO()
-    url = f"{hub_url}/{node_id}/download/{relpath}"
-    code = KbGet([url, "-o", str(target), "--no-cache"], output_file=out, error_file=err).execute()
+    code = KbGet([kbucket_url, "--hub", hub_url, "-o", str(target), "--no-cache"],
+                 output_file=out, error_file=err).execute()
     if err.getvalue():
         sys.stderr.write(err.getvalue())
     records = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-    return {"url": url, "exit_code": code, "record": records[0] if records else None}
+    return {"url": kbucket_url, "exit_code": code, "records": records}
 
 
 def sha1_of(path: Path) -> str:
@@ -189,23 +190,24 @@ def keep_up() -> bool:
 
 
 def share_and_download(root: Path, study: Path) -> dict[str, Any]:
-    """Host the study under a hub, download dataset1/raw.mda through the hub, check the SHA-1."""
-    relpath = f"{DATASETS[0]}/raw.mda"
-    expected = sha1_of(study / relpath)
+    """Host the study under a hub, fetch dataset1 back with kb-get through the hub, compare SHA-1s."""
+    dataset = study / DATASETS[0]
+    expected = {p.name: sha1_of(p) for p in sorted(dataset.iterdir()) if p.is_file()}
     say("starting kb-hub and kb-host on 127.0.0.1 ...")
     hub, share, hub_ready, share_ready = start_network(root, study)
     try:
         hub_url, node_id = str(hub_ready["url"]), str(share_ready["node_id"])
         say(f"hub {hub_ready['node_id']} at {hub_url}; share {node_id} connected")
-        wait_findable(hub_url, expected)
-        target = root / "download" / "raw.mda"
-        target.parent.mkdir()
-        got = download_through_hub(hub_url, node_id, relpath, target)
-        actual = sha1_of(target) if target.is_file() else None
-        ok = got["exit_code"] == 0 and actual == expected
-        say(f"downloaded {relpath} through the hub: SHA-1 {actual} "
-            f"{'matches' if ok else 'DOES NOT MATCH'} the file on disk")
+        for sha1 in expected.values():
+            wait_findable(hub_url, sha1)
         kbucket_url = f"kbucket://{node_id}/{DATASETS[0]}"
+        fetched = root / "download" / DATASETS[0]  # -o names the directory, as with cp -r
+        got = fetch_dataset(hub_url, kbucket_url, fetched)
+        actual = {name: sha1_of(fetched / name) if (fetched / name).is_file() else None
+                  for name in expected}
+        ok = got["exit_code"] == 0 and actual == expected
+        say(f"kb-get {kbucket_url}: {len(expected)} files through the hub, SHA-1 "
+            f"{'verified, identical to' if ok else 'DIFFERENT from'} the files on disk")
         browse_url = str(share_ready["browse_url"])
         share_url = str(share_ready["kbucket_url"])
         say(f"the share: {share_url}   the dataset: {kbucket_url}")

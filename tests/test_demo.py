@@ -16,7 +16,9 @@ def test_demo_main(capsys):
     assert "kb-check passed" in captured.err
     network = result["network"]
     assert network["ok"] is True and network["downloaded_sha1"] == network["sha1"]
-    assert network["kb_get"]["record"]["status"] == "ok"
+    records = network["kb_get"]["records"]
+    assert sorted(r["status"] for r in records) == ["ok", "ok", "ok"]
+    assert set(network["sha1"]) == {"raw.mda", "geom.csv", "params.json"}
     assert network["share_url"] == f"kbucket://{network['node_id']}/"
     assert network["kbucket_url"] == f"kbucket://{network['node_id']}/dataset1"
     assert network["browse_url"] == f"{network['hub_url']}/?node_id={network['node_id']}"
