@@ -165,15 +165,15 @@ def wait_findable(hub_url: str, sha1: str, timeout: float = FIND_TIMEOUT) -> dic
         time.sleep(0.1)
 
 
-def fetch_dataset(hub_url: str, kbucket_url: str, target: Path) -> dict[str, Any]:
-    """kb-get of a whole dataset by its kbucket:// URL through the hub (each file SHA-1 verified)."""
+def kb_get(url: str, hub_url: str, target: Path) -> dict[str, Any]:
+    """kb-get of one URL (a file or a whole directory; every file SHA-1 verified)."""
     out, err = io.StringIO(), io.StringIO()
-    code = KbGet([kbucket_url, "--hub", hub_url, "-o", str(target), "--no-cache"],
+    code = KbGet([url, "--hub", hub_url, "-o", str(target), "--no-cache"],
                  output_file=out, error_file=err).execute()
     if err.getvalue():
         sys.stderr.write(err.getvalue())
     records = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-    return {"url": kbucket_url, "exit_code": code, "records": records}
+    return {"url": url, "exit_code": code, "records": records}
 
 
 def sha1_of(path: Path) -> str:
@@ -201,12 +201,19 @@ def share_and_download(root: Path, study: Path) -> dict[str, Any]:
         for sha1 in expected.values():
             wait_findable(hub_url, sha1)
         kbucket_url = f"kbucket://{node_id}/{DATASETS[0]}"
+        # The hub's tunnel, explicitly: the share's raw.mda streamed down its websocket.
+        tunnelled = root / "tunnel" / "raw.mda"
+        through_hub = kb_get(f"{hub_url}/{node_id}/download/{DATASETS[0]}/raw.mda", hub_url, tunnelled)
+        tunnel_ok = (through_hub["exit_code"] == 0 and tunnelled.is_file()
+                     and sha1_of(tunnelled) == expected["raw.mda"])
+        say(f"raw.mda through the hub's tunnel: SHA-1 {'verified' if tunnel_ok else 'WRONG'}")
+        # Then the whole dataset by its name, as a pipeline would fetch it.
         fetched = root / "download" / DATASETS[0]  # -o names the directory, as with cp -r
-        got = fetch_dataset(hub_url, kbucket_url, fetched)
+        got = kb_get(kbucket_url, hub_url, fetched)
         actual = {name: sha1_of(fetched / name) if (fetched / name).is_file() else None
                   for name in expected}
-        ok = got["exit_code"] == 0 and actual == expected
-        say(f"kb-get {kbucket_url}: {len(expected)} files through the hub, SHA-1 "
+        ok = tunnel_ok and got["exit_code"] == 0 and actual == expected
+        say(f"kb-get {kbucket_url}: {len(expected)} files, SHA-1 "
             f"{'verified, identical to' if ok else 'DIFFERENT from'} the files on disk")
         browse_url = str(share_ready["browse_url"])
         share_url = str(share_ready["kbucket_url"])
@@ -223,7 +230,7 @@ def share_and_download(root: Path, study: Path) -> dict[str, Any]:
         return {"ok": ok, "hub_url": hub_url, "node_id": node_id, "share_url": share_url,
                 "kbucket_url": kbucket_url,
                 "browse_url": browse_url, "sha1": expected, "downloaded_sha1": actual,
-                "kb_get": got}
+                "kb_get": got, "through_hub": through_hub}
     finally:
         codes = {"kb-host": share.stop(), "kb-hub": hub.stop()}
         say("stopped kb-host and kb-hub" + ("" if codes == {"kb-host": 0, "kb-hub": 0}

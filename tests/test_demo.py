@@ -19,6 +19,8 @@ def test_demo_main(capsys):
     records = network["kb_get"]["records"]
     assert sorted(r["status"] for r in records) == ["ok", "ok", "ok"]
     assert set(network["sha1"]) == {"raw.mda", "geom.csv", "params.json"}
+    assert "/download/dataset1/raw.mda" in network["through_hub"]["url"]
+    assert network["through_hub"]["records"][0]["sha1"] == network["sha1"]["raw.mda"]
     assert network["share_url"] == f"kbucket://{network['node_id']}/"
     assert network["kbucket_url"] == f"kbucket://{network['node_id']}/dataset1"
     assert network["browse_url"] == f"{network['hub_url']}/?node_id={network['node_id']}"
