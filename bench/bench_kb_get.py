@@ -64,7 +64,8 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
-def compare(url: str, out: Path, sha1: str, runs: int) -> tuple[float, float, float]:
+def compare(url: str, out: Path, sha1: str, runs: int,
+            kb_get_args: tuple[str, ...] = ()) -> tuple[float, float, float]:
     """Median seconds of curl, of kb-get (no cache: a real download each time) and of a verified
     curl pipeline on ``url``.
 
@@ -88,7 +89,7 @@ def compare(url: str, out: Path, sha1: str, runs: int) -> tuple[float, float, fl
 
     def kb_get() -> None:
         target = out / "kb.bin"
-        kb_times.append(timed(command("kb-get") + ["--no-cache", url, "-o", str(target)]))
+        kb_times.append(timed(command("kb-get") + ["--no-cache", *kb_get_args, url, "-o", str(target)]))
         if hash_file(target)[0].sha1 != sha1:
             raise RuntimeError("kb-get wrote wrong bytes")
         target.unlink()
@@ -103,6 +104,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kb-get-args", default="", help="more kb-get options, e.g. '-j 2 --chunk-size 32'")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         print("curl is not installed: nothing to compare with")
@@ -123,7 +125,7 @@ def main() -> int:
             share_url = str(share.ready.get("listen_url") or share.url)
             for label, base in (("direct from the share", share_url), ("through the hub", hub.url)):
                 url = f"{base}/{share.node_id}/download/big.bin"
-                curl_s, kb_s, verified_s = compare(url, out, sha1, args.runs)
+                curl_s, kb_s, verified_s = compare(url, out, sha1, args.runs, tuple(args.kb_get_args.split()))
                 ratio = curl_s / kb_s
                 ok &= ratio >= 0.9
                 print(f"  {label:22s} curl {curl_s:5.2f} s   kb-get {kb_s:5.2f} s"
