@@ -10,13 +10,14 @@ import asyncio
 import functools
 import hashlib
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from ..netfixtures import free_port
 
 
 def sha1_hex(path: Path) -> str:
@@ -38,12 +39,6 @@ def _prv(path: Path, size: int, mtime_ns: int) -> tuple[tuple[str, Any], ...]:
         ("original_path", str(path)),
         ("prv_version", "0.11"),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
