@@ -309,7 +309,8 @@ class Hub:
                 _abort(request)
                 return response
         finally:
-            await tunnel.close()
+            if await tunnel.close():  # the client left before the end: the share was told to stop
+                self._count("num_tunnel_cancels")
 
     # ---------------------------------------------------------------- find (spec §4.4)
 

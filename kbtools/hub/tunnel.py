@@ -69,8 +69,9 @@ class ChildLink:
         return []
 
     def _drain_credit(self, event: ResponseEvent) -> list[Any]:
-        # Fast path: credit for the dropped bytes, so the child ends the response (as the compatible
-        # path does with its immediate `ok`s) instead of waiting for credit for ever.
+        # Fast path to a child without CANCEL: credit for the dropped bytes, so the child ends the
+        # response (as the compatible path does with its immediate `ok`s) instead of waiting for
+        # credit for ever. A cancelled request has no credit left to grant.
         if isinstance(event, ResponseData) and self.conn.fast_path:
             credit = self.conn.grant_credit(event.request_id, len(event.data))
             return [credit] if credit else []
@@ -79,7 +80,7 @@ class ChildLink:
     def open(self, method: str, path: str, headers: Mapping[str, Any]) -> TunnelRequest:
         """Start a request (the frames are sent by :meth:`TunnelRequest.start`)."""
         rid = new_request_id()
-        while rid in self.requests or rid in self.conn.credit:
+        while rid in self.requests or rid in self.conn.credit or rid in self.conn.cancelled:
             rid = new_request_id()
         request = TunnelRequest(self, rid, tunnel_request_frames(rid, method, path, headers))
         self.requests[rid] = request
@@ -126,18 +127,25 @@ class TunnelRequest:
                 if credit:
                     await self.link.send([credit])
 
-    async def close(self) -> None:
-        """Forget the request; acks still owed for chunks nobody will read are sent now."""
+    async def close(self) -> bool:
+        """Forget the request; acks still owed for chunks nobody will read are sent now.
+
+        A fast-path request whose response has not ended is cancelled: the child stops reading and
+        sending it. True if a CANCEL was sent.
+        """
         if self.finished:
-            return
+            return False
         self.finished = True
         self.link.requests.pop(self.request_id, None)
+        cancel = self.link.conn.cancel_request(self.request_id)
+        acks: list[Any] = [cancel] if cancel else []
         if not self.link.conn.fast_path:
-            # Compatible path: later frames of this request get an immediate `ok` from the core.
+            # Compatible path: later frames of this request get an immediate `ok` from the core (an
+            # original share cannot be told to stop).
             self.link.conn.close_request(self.request_id)
-        # Fast path: the request id stays known to the core, so data still in flight (within the
-        # credit already granted) is dropped instead of being treated as a protocol violation.
-        acks: list[Any] = []
+        # Fast path without CANCEL: the request id stays known to the core, so data still in flight
+        # (within the credit already granted) is dropped instead of being treated as a protocol
+        # violation.
         while not self.queue.empty():
             event = self.queue.get_nowait()
             if isinstance(event, ResponseData) and self.owed_acks > 0:
@@ -158,6 +166,7 @@ class TunnelRequest:
                 acks.append(ack)
         self.owed_acks = 0
         await self.link.send(acks)
+        return cancel is not None
 
     async def read_json(self, timeout: float, limit: int) -> Any:
         """The whole response as JSON (for find queries to child hubs); TunnelFailed otherwise."""

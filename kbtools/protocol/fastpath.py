@@ -1,14 +1,19 @@
 """The fast tunnel between two kbtools peers: binary websocket frames with raw bytes and a credit window.
 
-Negotiation: the child adds `"kbtools_tunnel": {"version": 1}` to its register `info`; a kbtools hub
-answers with `"kbtools_tunnel": {"version": 1, "window": N}` next to `info` in `confirm_registration`.
+Negotiation: the child adds `"kbtools_tunnel": {"version": 1, "cancel": true}` to its register `info`
+(`cancel`: it understands CANCEL frames; older kbtools children omit it); a kbtools hub answers with
+`"kbtools_tunnel": {"version": 1, "window": N}` next to `info` in `confirm_registration`.
 An original peer ignores both fields, and then the compatible path (base64 JSON, signed) is used.
 
 Once agreed, response bodies travel as binary frames (no base64, no per-chunk signature: the link was
 authenticated at registration and the websocket is the only writer). Headers, end and errors stay
 signed JSON frames. The hub grants each request `window` bytes of credit at the start and more with
 CREDIT frames as its HTTP client consumes data; a child never sends more than its credit, so both
-sides hold at most `window` bytes per request.
+sides hold at most `window` bytes per request. When the HTTP client goes away before the end, the hub
+sends CANCEL (to a child that offered it): the child stops and sends nothing more for that request.
+
+A frame type this version does not know decodes as it is and is ignored by the receiver, so a later
+version may add frame types without breaking the link.
 
 Binary frame: type (1 byte) | len(request_id) (1 byte) | request_id (ASCII) | payload.
 """
@@ -27,6 +32,7 @@ MAX_FAST_CHUNK = 1024 * 1024
 RESPONSE_DATA = 1  # child -> hub: raw response bytes
 CREDIT = 2  # hub -> child: payload is a uint32 (big-endian) number of bytes granted
 REQUEST_DATA = 3  # hub -> child: raw request body bytes
+CANCEL = 4  # hub -> child: no payload; stop the response, send nothing more for this request
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def decode(frame: bytes) -> BinaryFrame:
     if len(frame) < 3:
         raise RemoteProtocolError("Invalid binary frame")
     kind, n = frame[0], frame[1]
-    if kind not in (RESPONSE_DATA, CREDIT, REQUEST_DATA) or len(frame) < 2 + n or n == 0:
+    if len(frame) < 2 + n or n == 0:
         raise RemoteProtocolError("Invalid binary frame")
     try:
         rid = frame[2:2 + n].decode("ascii")
@@ -66,9 +72,14 @@ def decode(frame: bytes) -> BinaryFrame:
     return BinaryFrame(kind, rid, bytes(frame[2 + n:]))
 
 
-def offer() -> dict[str, int]:
+def offer() -> dict[str, int | bool]:
     """What a kbtools child puts in its register info."""
-    return {"version": VERSION}
+    return {"version": VERSION, "cancel": True}
+
+
+def accepts_cancel(offered: object) -> bool:
+    """Whether the child's offer says it understands CANCEL frames (older kbtools children do not)."""
+    return isinstance(offered, dict) and offered.get("cancel") is True
 
 
 def accept(offered: object, window: int = DEFAULT_WINDOW) -> dict[str, int] | None:

@@ -29,6 +29,7 @@ from kbtools.protocol.objecthash import object_hash
 
 NETWORK_TYPE = "kbucket"
 INACTIVITY_TIMEOUT = 60.0
+MAX_CANCELLED = 1024  # cancelled fast-path requests remembered per child (their in-flight data is dropped)
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,10 @@ class ChildConnection:
         self.registered = False
         self.closed = False
         self.fast_path = False
+        self.fast_cancel = False  # fast path: the child understands CANCEL frames
         self.last_received = now
         self.credit: dict[str, int] = {}  # open requests; fast path: bytes the child may still send
+        self.cancelled: dict[str, int] = {}  # cancelled requests: credit the child may still have used
         self.unacked_data = 0
 
     # -- public API
@@ -229,6 +232,7 @@ class ChildConnection:
         self.registry.remove(self)
         events: list[Event] = [ResponseError(rid, f"Child disconnected: {reason}") for rid in self.credit]
         self.credit.clear()
+        self.cancelled.clear()
         events.append(ConnectionClosed(reason))
         return Outcome(events=events, close=True)
 
@@ -259,6 +263,16 @@ class ChildConnection:
     def close_request(self, request_id: str) -> None:
         self.credit.pop(request_id, None)
 
+    def cancel_request(self, request_id: str) -> bytes | None:
+        """Fast path: the CANCEL frame for an unfinished request (None: nothing to cancel, or a child
+        that does not understand it). Data already in flight within its credit is then dropped."""
+        if not self.fast_cancel or self.closed or request_id not in self.credit:
+            return None
+        self.cancelled[request_id] = self.credit.pop(request_id)
+        while len(self.cancelled) > MAX_CANCELLED:
+            del self.cancelled[next(iter(self.cancelled))]
+        return fastpath.encode(fastpath.CANCEL, request_id)
+
     # -- internals
 
     def _receive_binary(self, frame: bytes) -> Outcome:
@@ -267,6 +281,16 @@ class ChildConnection:
         if len(frame) > fastpath.MAX_FAST_CHUNK + 260:
             raise RemoteProtocolError("Message too large")
         bf = fastpath.decode(frame)
+        if bf.kind not in (fastpath.RESPONSE_DATA, fastpath.CREDIT, fastpath.REQUEST_DATA,
+                           fastpath.CANCEL):
+            return Outcome()  # a frame type of a later version: ignored
+        if bf.kind == fastpath.RESPONSE_DATA and bf.request_id in self.cancelled:
+            # Sent before the child saw our CANCEL: dropped, but still within the credit it had.
+            left = self.cancelled[bf.request_id] - len(bf.payload)
+            if left < 0:
+                raise RemoteProtocolError("Flow-control window exceeded")
+            self.cancelled[bf.request_id] = left
+            return Outcome()
         if bf.kind != fastpath.RESPONSE_DATA or bf.request_id not in self.credit:
             raise RemoteProtocolError("Unexpected binary frame")
         left = self.credit[bf.request_id] - len(bf.payload)
@@ -378,6 +402,7 @@ class ChildConnection:
         fast = fastpath.accept(info.get(fastpath.FIELD), self.limits.fast_window) \
             if self.limits.allow_fast_path else None
         self.fast_path = fast is not None
+        self.fast_cancel = self.fast_path and fastpath.accepts_cancel(info.get(fastpath.FIELD))
         out = Outcome()
         if node_type == "hub":
             out.replies.append(canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields()))
@@ -412,6 +437,8 @@ class ChildConnection:
     def _http(self, message: dict[str, Any]) -> Outcome:
         msg = parse_response_message(message)
         out = Outcome(replies=[canonical_json(Ok().to_fields())])
+        if isinstance(msg, (EndResponse, ReportError)):
+            self.cancelled.pop(msg.request_id, None)  # it crossed our CANCEL: nothing more will come
         if msg.request_id not in self.credit:
             return out  # a late frame for a finished or unknown request: acknowledged, dropped
         if isinstance(msg, WriteResponseData) and self.limits.defer_data_ack:

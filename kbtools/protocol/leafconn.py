@@ -96,8 +96,16 @@ class CreditGranted:
     nbytes: int
 
 
+@dataclass(frozen=True)
+class RequestCancelled:
+    """The hub's client went away (fast path): the request is closed, stop producing its response."""
+
+    request_id: str
+    sent_bytes: int  # response bytes sent before the cancel arrived
+
+
 LinkEvent = Union[Registered, TopHubUrl, HubError, RequestStarted, RequestBody, RequestEnded,
-                  CreditGranted]
+                  CreditGranted, RequestCancelled]
 
 
 @dataclass
@@ -129,6 +137,7 @@ class ParentLink:
         self.awaiting_response = False
         self.queue: deque[str | bytes] = deque()
         self.credit: dict[str, int] = {}
+        self.sent: dict[str, int] = {}  # fast path: response bytes handed over per open request
         self.open_requests: set[str] = set()
         self._queued_report: str | None = None  # at most one report waits (a silent hub must not grow the queue)
 
@@ -165,6 +174,12 @@ class ParentLink:
             return LinkOutcome(events=[CreditGranted(bf.request_id, n)])
         if bf.kind == fastpath.REQUEST_DATA and bf.request_id in self.open_requests:
             return LinkOutcome(events=[RequestBody(bf.request_id, bf.payload)])
+        if bf.kind == fastpath.CANCEL:
+            if bf.request_id not in self.open_requests:
+                return LinkOutcome()  # it crossed our end of the response
+            return LinkOutcome(events=[self._cancel(bf.request_id)])
+        if bf.kind not in (fastpath.RESPONSE_DATA, fastpath.REQUEST_DATA):
+            return LinkOutcome()  # a frame type of a later version: ignored
         raise RemoteProtocolError("Unexpected binary frame from hub")
 
     def _receive_text(self, text: str) -> LinkOutcome:
@@ -257,6 +272,7 @@ class ParentLink:
             if len(data) > self.credit.get(request_id, 0):
                 raise LocalProtocolError("response data exceeds the flow-control credit")
             self.credit[request_id] -= len(data)
+            self.sent[request_id] = self.sent.get(request_id, 0) + len(data)
             for i in range(0, len(data), fastpath.MAX_FAST_CHUNK):
                 self.queue.append(fastpath.encode(fastpath.RESPONSE_DATA, request_id,
                                                   data[i:i + fastpath.MAX_FAST_CHUNK]))
@@ -269,14 +285,12 @@ class ParentLink:
 
     def end_response(self, request_id: str, now_ms: int) -> list[str | bytes]:
         self._check_open(request_id)
-        self.open_requests.discard(request_id)
-        self.credit.pop(request_id, None)
+        self._forget(request_id)
         return self._queue_text(EndResponse(request_id).to_fields(), now_ms)
 
     def report_error(self, request_id: str, error: str, now_ms: int) -> list[str | bytes]:
         self._check_open(request_id)
-        self.open_requests.discard(request_id)
-        self.credit.pop(request_id, None)
+        self._forget(request_id)
         return self._queue_text(ReportError(request_id, error).to_fields(), now_ms)
 
     def pending(self) -> int:
@@ -284,6 +298,25 @@ class ParentLink:
         return len(self.queue)
 
     # -- internals
+
+    def _forget(self, request_id: str) -> None:
+        self.open_requests.discard(request_id)
+        self.credit.pop(request_id, None)
+        self.sent.pop(request_id, None)
+
+    def _cancel(self, request_id: str) -> RequestCancelled:
+        sent = self.sent.get(request_id, 0)
+        self._forget(request_id)
+        # Its data frames still queued (behind a text frame) are never sent.
+        prefix = fastpath.encode(fastpath.RESPONSE_DATA, request_id)
+        kept: deque[str | bytes] = deque()
+        for frame in self.queue:
+            if isinstance(frame, bytes) and frame.startswith(prefix):
+                sent -= len(frame) - len(prefix)
+            else:
+                kept.append(frame)
+        self.queue = kept
+        return RequestCancelled(request_id, sent)
 
     def _check_open(self, request_id: str) -> None:
         if request_id not in self.open_requests:

@@ -7,7 +7,8 @@
     host.stop()
 
 Events (dicts, `event` first) go to `on_event` from background threads: `registered`,
-`disconnected`, `index`, `stdin`. They are the NDJSON lines of kb-host (schemas/kb-host-event.json).
+`disconnected`, `request_cancelled`, `index`, `stdin`. They are the NDJSON lines of kb-host
+(schemas/kb-host-event.json).
 """
 from __future__ import annotations
 
@@ -86,6 +87,8 @@ class ShareHost:
             self.ctx.metrics.bump("parent_hub_connections")
         elif event.get("event") == "disconnected":
             self.ctx.parent_hub_info = None
+        elif event.get("event") == "request_cancelled":
+            self.ctx.metrics.bump("num_tunnel_cancels")
         self.on_event(event)
 
     def _index_changed(self, delta: IndexDelta, refreshes: int) -> None:

@@ -31,7 +31,7 @@ import websocket
 from kbtools.node.config import websocket_url
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
-    DEFAULT_MAX_FRAME, HubError, ParentLink, Registered, RequestStarted, TopHubUrl,
+    DEFAULT_MAX_FRAME, HubError, ParentLink, Registered, RequestCancelled, RequestStarted, TopHubUrl,
 )
 from kbtools.protocol.messages import InitiateRequest
 from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
@@ -157,6 +157,7 @@ class HubLink:
         self._last_received = 0.0
         self._hub_error: str | None = None
         self._requests = threading.BoundedSemaphore(MAX_REQUESTS)
+        self._cancelled: dict[str, int] = {}  # request id -> bytes sent, until its worker stops
         self.connections = 0  # successful registrations so far
         self.parent_info: dict[str, Any] | None = None
 
@@ -271,6 +272,11 @@ class HubLink:
                         return
                     self._last_received = time.monotonic()
                     out = self.link.receive_frame(frame, now_ms())
+                    for event in out.events:
+                        if isinstance(event, RequestCancelled):
+                            # Noted before the lock is released: its worker stops at its next step
+                            # (it needs the lock to see the request closed) and then reports it.
+                            self._cancelled[event.request_id] = event.sent_bytes
                     self._send(out.send)
                     self._lock.notify_all()  # budgets may have grown
                 for event in out.events:
@@ -331,7 +337,8 @@ class HubLink:
         """Wait until the link may take response bytes for this request."""
         with self._lock:
             while True:
-                if generation != self._generation or self._stop.is_set():
+                if generation != self._generation or self._stop.is_set() \
+                        or request_id not in self.link.open_requests:  # cancelled by the hub
                     raise _Gone
                 n = self.link.response_budget(request_id)
                 if n > 0:
@@ -355,6 +362,9 @@ class HubLink:
                 pass
         finally:
             self._requests.release()
+            sent = self._cancelled.pop(rid, None)
+            if sent is not None:
+                self.on_event({"event": "request_cancelled", "request_id": rid, "sent_bytes": sent})
 
     def _replay(self, request: InitiateRequest, generation: int) -> None:
         """Ask the share's own server; a file's bytes are then read from disk, not through it.

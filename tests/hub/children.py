@@ -205,7 +205,10 @@ class FileChild:
                 break
 
     async def _budget(self, rid: str) -> int:
+        """Bytes the link takes now (waits for credit); 0: the hub cancelled the request."""
         while True:
+            if rid not in self.link.open_requests:
+                return 0
             b = self.link.response_budget(rid)
             if b > 0:
                 return b
@@ -247,6 +250,8 @@ class FileChild:
                 left = end - start + 1
                 while left > 0:
                     budget = await self._budget(rid)
+                    if budget == 0:
+                        return
                     chunk = f.read(min(budget, left, 1024 * 1024))
                     await self._send(self.link.send_response_data(rid, chunk, _ms()))
                     left -= len(chunk)

@@ -7,13 +7,15 @@ import os
 
 import pytest
 
+from kbtools.protocol import fastpath
 from kbtools.protocol.envelope import Signer
+from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.hubconn import (
     ChildConnection, ChildRegistered, ChildRegistry, HubInfo, HubLimits, NodeDataUpdated,
     ResponseData, ResponseEnd, ResponseHeaders,
 )
 from kbtools.protocol.leafconn import (
-    HubError, ParentLink, Registered, RequestEnded, RequestStarted, register_info,
+    HubError, ParentLink, Registered, RequestCancelled, RequestEnded, RequestStarted, register_info,
 )
 from kbtools.protocol.objecthash import object_hash
 from kbtools.protocol.routing import decode_tunnel_path, new_request_id, tunnel_request_frames
@@ -63,6 +65,14 @@ class Pair:
                 self.to_hub += out.send
                 self.leaf_events += out.events
             self.max_leaf_queue = max(self.max_leaf_queue, self.leaf.pending())
+
+    def registered_with_request(self, rid: str, path: str) -> None:
+        """Register the leaf, then tunnel a GET of `path` to it as request `rid`."""
+        self.to_hub += self.leaf.connection_opened(NOW_MS)
+        self.pump()
+        self.hub.open_request(rid)
+        self.to_leaf += tunnel_request_frames(rid, "GET", path, {})
+        self.pump()
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -151,12 +161,8 @@ def test_leaf_handles_hub_error_and_unexpected_commands():
 
 def test_response_chunks_are_at_most_64_kib_base64_and_signed():
     pair = Pair(False)
-    pair.to_hub += pair.leaf.connection_opened(NOW_MS)
-    pair.pump()
     rid = "abcdEFGH"
-    pair.hub.open_request(rid)
-    pair.to_leaf += tunnel_request_frames(rid, "GET", "83bded5ed247/download/x", {})
-    pair.pump()
+    pair.registered_with_request(rid, "83bded5ed247/download/x")
     frames = pair.leaf.send_response_data(rid, b"x" * 70000, NOW_MS)
     assert len(frames) == 1 and pair.leaf.pending() == 1
     msg = json.loads(frames[0])["message"]
@@ -181,3 +187,30 @@ def test_a_hub_uses_the_same_link_to_its_parent():
     data = hub_node_data(link.signer.node_id, ChildRegistry())
     out = parent.receive_frame(link.report_node_data(data, NOW_MS)[0], NOW)
     assert out.replies == ['{"message":"ok"}'] and parent.node_data == data
+
+
+def test_a_cancelled_request_stops_producing_data():
+    pair = Pair(True, window=100_000)
+    rid = "abcdEFGH"
+    pair.registered_with_request(rid, "83bded5ed247/download/big.bin")
+    pair.to_hub += pair.leaf.send_response_headers(rid, 200, "OK", {}, NOW_MS)
+    pair.to_hub += pair.leaf.send_response_data(rid, b"a" * 30_000, NOW_MS)
+    # A report waits for the hub's `ok` (polite alternation) and more data waits behind it.
+    assert pair.leaf.report_node_data({"files_by_sha1": {}}, NOW_MS) == []
+    assert pair.leaf.send_response_data(rid, b"b" * 20_000, NOW_MS) == [] and pair.leaf.pending() == 2
+    # The HTTP client leaves: the hub cancels while the first chunk is still on its way.
+    cancel = pair.hub.cancel_request(rid)
+    out = pair.leaf.receive_frame(cancel, NOW_MS)
+    assert out.events == [RequestCancelled(rid, 30_000)] and not out.close and out.send == []
+    assert pair.leaf.pending() == 1  # the queued data frame is gone, the report stays
+    assert pair.leaf.response_budget(rid) == 0
+    with pytest.raises(LocalProtocolError):
+        pair.leaf.send_response_data(rid, b"c", NOW_MS)
+    with pytest.raises(LocalProtocolError):
+        pair.leaf.end_response(rid, NOW_MS)
+    pair.pump()  # headers (before the cancel: delivered), data in flight dropped, report, ok
+    assert not [e for e in pair.hub_events if isinstance(e, ResponseData)]
+    assert not [f for f in pair.to_leaf if isinstance(f, bytes)]  # no credit for a cancelled request
+    assert pair.leaf.pending() == 0 and rid not in pair.hub.credit
+    # A cancel that crosses the end of the response is ignored.
+    assert pair.leaf.receive_frame(fastpath.encode(fastpath.CANCEL, rid), NOW_MS).events == []
