@@ -16,7 +16,8 @@ from kbtools.index.cache import FileRecord, cache_path
 from kbtools.index.hashing import EXTRA_DIGESTS, FCS_PREFIX, FileChanging
 from kbtools.index.paths import UnsafePath, safe_relpath
 from kbtools.index.prv import make_prv
-from kbtools.index.share_index import FileOutcome, ShareIndex, file_record, hash_to_record
+from kbtools.index.share_index import (CachedDir, FileOutcome, Renderer, ShareIndex, file_record,
+                                       hash_to_record)
 
 DATASET_FILE = "raw.mda"
 FLUSH_INTERVAL_S = 0.2
@@ -51,6 +52,16 @@ def file_record_line(outcome: FileOutcome, digests: tuple[str, ...]) -> str:
             f'"mtime": {rec.mtime_ns / 1e9!r}, "sha1": "{rec.sha1}", '
             f'"fcs": "{FCS_PREFIX}{rec.head_sha1}"{extra}, '
             f'"cached": {"true" if outcome.from_cache else "false"}}}')
+
+
+def cached_lines_renderer(digests: tuple[str, ...]) -> Renderer:
+    """The lines of a directory's records, all from the cache, as the snapshot keeps them."""
+
+    def render(records: list[FileRecord]) -> str:
+        return "".join([file_record_line(FileOutcome(rec.relpath, rec, True), digests) + "\n"
+                        for rec in records])
+
+    return Renderer("kb-index file lines 1 " + ",".join(digests), render)
 
 
 class _TqdmProgress:
@@ -207,8 +218,18 @@ class KbIndex(Command):
                 out = self.output_file
                 batch: list[str] = []
                 flushed = time.monotonic()
-                with contextlib.closing(index.scan(progress)) as outcomes:
+                renderer = cached_lines_renderer(digests)
+                with contextlib.closing(index.scan_blocks(progress, renderer)) as outcomes:
                     for outcome in outcomes:
+                        if type(outcome) is CachedDir:
+                            if DATASET_FILE in outcome.names:
+                                dataset_dirs.append(outcome.prefix[:-1] or ".")
+                            if batch:
+                                out.write("\n".join(batch) + "\n")
+                                batch.clear()
+                            out.write(outcome.text if outcome.text is not None
+                                      else renderer.render(outcome.records))
+                            continue
                         rel = outcome.relpath
                         if outcome.record is None:
                             errors += 1

@@ -74,19 +74,28 @@ class IndexCache:
         self._last_commit = time.monotonic()
         self._pending: dict[str, tuple | None] = {}
         self._db: sqlite3.Connection | None = None
-        try:
-            if create:
-                self.path.parent.mkdir(mode=0o700, exist_ok=True)
-            elif not self.path.exists():
-                return
-            self._db = self._open()
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("digest cache disabled (%s): %s", self.path, exc)
-            self._db = None
+        self._create = create
+        # Opened when first used: a re-index served from the snapshot never needs it.
+        self._opened = False
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if not self._opened:
+            self._opened = True
+            try:
+                if self._create:
+                    self.path.parent.mkdir(mode=0o700, exist_ok=True)
+                elif not self.path.exists():
+                    return None
+                self._db = self._open()
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("digest cache disabled (%s): %s", self.path, exc)
+                self._db = None
+        return self._db
 
     @property
     def enabled(self) -> bool:
-        return self._db is not None
+        with self._lock:
+            return self._connection() is not None
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -124,9 +133,9 @@ class IndexCache:
 
     def load(self) -> dict[str, FileRecord]:
         """Every row, keyed by relative path."""
-        if self._db is None:
-            return {}
         with self._lock:
+            if self._connection() is None:
+                return {}
             try:
                 rows = self._db.execute(
                     "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
@@ -137,13 +146,24 @@ class IndexCache:
         new = tuple.__new__  # FileRecord._make without its checks: 100,000 rows per share
         return {row[0]: new(FileRecord, row) for row in rows}
 
-    def get(self, relpath: str) -> FileRecord | None:
-        if self._db is None:
-            return None
-        if relpath in self._pending:
-            row = self._pending[relpath]
-            return FileRecord._make(row) if row is not None else None
+    def relpaths(self) -> list[str]:
+        """The relative path of every row (pending writes not included)."""
         with self._lock:
+            if self._connection() is None:
+                return []
+            try:
+                return [row[0] for row in self._db.execute("SELECT relpath FROM files")]  # type: ignore[union-attr]
+            except sqlite3.Error as exc:
+                log.warning("digest cache unreadable: %s", exc)
+                return []
+
+    def get(self, relpath: str) -> FileRecord | None:
+        with self._lock:
+            if relpath in self._pending:
+                row = self._pending[relpath]
+                return FileRecord._make(row) if row is not None else None
+            if self._connection() is None:
+                return None
             try:
                 row = self._db.execute(
                     "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
@@ -164,9 +184,11 @@ class IndexCache:
         # Rows wait in memory and go to SQLite in one short transaction per batch: one statement
         # per row costs more than hashing a small file, and a long-open transaction would block
         # a second user of the cache.
-        if self._db is None or not changes:
+        if not changes:
             return
         with self._lock:
+            if self._connection() is None:
+                return
             self._pending.update(changes)
             if (len(self._pending) >= COMMIT_ROWS
                     or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
@@ -197,6 +219,8 @@ class IndexCache:
             self._commit_locked()
 
     def close(self) -> None:
+        if not self._opened:
+            return
         self.flush()
         with self._lock:
             if self._db is not None:

@@ -4,29 +4,138 @@
 digest cache under ``.kbucket/``); on an unchanged tree it costs one ``stat`` per file. The share
 calls it every few seconds and reads ``files_by_sha1()`` (its node data, spec §2.6.1) and
 ``prv(relpath)`` in between, from other threads.
+
+The first scan of a share takes what it can from the snapshot (:mod:`kbtools.index.snapshot`):
+an unchanged directory of files as one block, then single files, then the SQLite rows of what the
+snapshot does not know; a completed first scan writes the snapshot again when anything differed.
 """
 from __future__ import annotations
 
+import operator
 import os
+import stat as statmod
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from itertools import repeat
 from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
 from kbtools.errors import KbError
 from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
 from kbtools.index.hashing import (EXTRA_DIGESTS, Cancelled, Digests, FileChanging,
                                    check_digest_names, hash_file)
-from kbtools.index.paths import resolve_in_share, safe_relpath
+from kbtools.index.paths import NODE_MODULES, resolve_in_share, safe_relpath
 from kbtools.index.prv import make_prv, make_prvdir
+from kbtools.index import snapshot as snap
 from kbtools.index.walk import WalkEntry, WalkProblem, walk_share
 
 #: How often a file that keeps changing while it is read is tried before it is reported.
 HASH_ATTEMPTS = 3
 #: Files from this size on are hashed by the thread pool, smaller ones inline.
 POOL_MIN_SIZE = 256 << 10
+#: Files the snapshot does not know are looked up one by one in SQLite up to this many, beyond
+#: which all its rows are loaded at once.
+SQLITE_GETS_MAX = 2000
+
+
+class Renderer(NamedTuple):
+    """Text a caller keeps in the snapshot for a whole unchanged directory: ``render(records)``
+    of the directory's records (all from the cache), stored under ``key`` (which names the
+    format, so that another caller or format never reads it)."""
+
+    key: str
+    render: Callable[[list[FileRecord]], str]
+
+
+class CachedDir(NamedTuple):
+    """All the files of one directory, unchanged since the snapshot: one item of
+    :meth:`ShareIndex.scan_blocks` instead of one outcome per file."""
+
+    #: The directory's relative path with a trailing ``/`` (``""`` for the root).
+    prefix: str
+    #: The file names, in walk order.
+    names: list[str]
+    records: list[FileRecord]
+    #: What the renderer given to the scan made of these records, when the snapshot has it.
+    text: str | None
+
+
+_stat_key = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
+_stat_mode = operator.attrgetter("st_mode")
+
+
+class _SnapshotRecords:
+    """The snapshot's records by relative path (built per directory when first asked)."""
+
+    def __init__(self, snapshot: snap.Snapshot) -> None:
+        self.snapshot = snapshot
+        self._dirs: dict[str, dict[str, FileRecord]] = {}
+        self.count = sum(len(entry[snap.NAMES]) for entry in snapshot.values())
+
+    def get(self, relpath: str, default: None = None) -> FileRecord | None:
+        directory, _, name = relpath.rpartition("/")
+        records = self._dirs.get(directory)
+        if records is None:
+            entry = self.snapshot.get(directory)
+            if entry is None:
+                return None
+            records = self._dirs[directory] = dict(
+                zip(entry[snap.NAMES], _entry_records(directory + "/" if directory else "", entry)))
+        return records.get(name)
+
+    def __contains__(self, relpath: str) -> bool:
+        return self.get(relpath) is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        for directory, entry in self.snapshot.items():
+            prefix = directory + "/" if directory else ""
+            for name in entry[snap.NAMES]:
+                yield prefix + name
+
+
+def _entry_records(prefix: str, entry: list[Any]) -> list[FileRecord]:
+    names = entry[snap.NAMES]
+    if not names:
+        return []
+    sizes, mtimes, inos = zip(*entry[snap.KEYS])
+    # FileRecord(...) for each file without a Python-level loop: 100,000 files per share.
+    return list(map(tuple.__new__, repeat(FileRecord), zip(
+        [prefix + name for name in names], sizes, mtimes, inos, entry[snap.SHA1],
+        entry[snap.HEAD_SHA1], entry[snap.SHA256], entry[snap.MD5], entry[snap.HASHED_AT])))
+
+
+def _snapshot_entries(records: Iterator[FileRecord] | list[FileRecord], extra: tuple[str, ...],
+                      renderer: Renderer | None,
+                      texts: dict[str, dict[str, str]]) -> snap.Snapshot:
+    """The snapshot of ``records`` (in walk order); ``texts`` holds renderings to keep."""
+    by_dir: dict[str, list[FileRecord]] = {}
+    for rec in records:
+        directory = rec.relpath.rpartition("/")[0]
+        group = by_dir.get(directory)
+        if group is None:
+            group = by_dir[directory] = []
+        group.append(rec)
+    out: snap.Snapshot = {}
+    margin = RACY_MARGIN_NS
+    for directory, recs in by_dir.items():
+        whole = not any(r.hashed_at_ns - margin < r.mtime_ns <= r.hashed_at_ns + margin
+                        for r in recs)
+        have = tuple(n for n in EXTRA_DIGESTS if all(r.digest(n) is not None for r in recs))
+        kept = texts.get(directory) or {}
+        if whole and renderer is not None and renderer.key not in kept:
+            kept = {**kept, renderer.key: renderer.render(recs)}
+        out[directory] = [
+            [r.relpath.rpartition("/")[2] for r in recs],
+            [(r.size, r.mtime_ns, r.ino) for r in recs],
+            [r.sha1 for r in recs], [r.head_sha1 for r in recs], [r.sha256 for r in recs],
+            [r.md5 for r in recs], [r.hashed_at_ns for r in recs], whole, have,
+            kept if whole else {}]
+    return out
 
 
 class FileOutcome(NamedTuple):
@@ -192,7 +301,24 @@ class ShareIndex:
         when the iteration ends.
         """
         with self._refresh_lock:
-            yield from self._scan(progress or _NoProgress())
+            for item in self._scan(progress or _NoProgress(), None):
+                if type(item) is CachedDir:
+                    for rec in item.records:
+                        yield FileOutcome(rec.relpath, rec, True)
+                else:
+                    yield item
+
+    def scan_blocks(self, progress: Progress | None = None,
+                    renderer: Renderer | None = None) -> Iterator[FileOutcome | CachedDir]:
+        """Like :meth:`scan`, but a directory unchanged since the snapshot comes as one
+        :class:`CachedDir` (with ``renderer``'s text for it when the snapshot holds one)."""
+        with self._refresh_lock:
+            yield from self._scan(progress or _NoProgress(), renderer)
+
+    def _snapshot(self) -> snap.Snapshot | None:
+        if self._refreshed or self._cache is None:
+            return None
+        return snap.read_snapshot(self.root)
 
     def _known(self) -> dict[str, FileRecord]:
         if self._refreshed:
@@ -201,10 +327,53 @@ class ShareIndex:
             self._cache_rows = self._cache.load() if self._cache is not None else {}
         return self._cache_rows
 
-    def _scan(self, progress: Progress) -> Iterator[FileOutcome]:
+    def _whole_dir(self, snapshot: snap.Snapshot, renderer: Renderer | None) -> Callable[[str, str], Any]:
+        extra = self.digests
+        key = renderer.key if renderer is not None else None
+        lstat = os.lstat
+        regular = statmod.S_IFREG
+        s_ifmt = statmod.S_IFMT
+
+        def whole_dir(dir_path: str, prefix: str) -> CachedDir | None:
+            entry = snapshot.get(prefix[:-1])
+            if entry is None or not entry[snap.WHOLE] or (
+                    extra and not all(n in entry[snap.HAVE] for n in extra)):
+                return None
+            try:
+                names = os.listdir(dir_path)
+            except OSError:
+                return None
+            names = [n for n in names if n[0] != "." and n != NODE_MODULES]
+            expected = entry[snap.NAMES]
+            if len(names) != len(expected):
+                return None
+            names.sort()
+            if names != expected:
+                return None
+            base = dir_path + os.sep
+            try:
+                stats = list(map(lstat, [base + n for n in names]))
+            except OSError:
+                return None
+            # Every entry a regular file (not a symlink, directory or FIFO) with the same stat:
+            # walked entry by entry, this directory would give exactly these cached records.
+            if list(map(s_ifmt, map(_stat_mode, stats))).count(regular) != len(stats):
+                return None
+            if list(map(_stat_key, stats)) != entry[snap.KEYS]:
+                return None
+            return CachedDir(prefix, expected, [], entry[snap.TEXTS].get(key))
+
+        return whole_dir
+
+    def _scan(self, progress: Progress, renderer: Renderer | None) -> Iterator[FileOutcome | CachedDir]:
         started = time.monotonic()
         delta = IndexDelta()
-        known = self._known()
+        snapshot = self._snapshot()
+        first = not self._refreshed
+        if snapshot is not None:
+            known: Any = _SnapshotRecords(snapshot)
+        else:
+            known = self._known()
         previous = self._records
         extra = self.digests
         get = known.get
@@ -219,10 +388,29 @@ class ShareIndex:
                 return rec
             return None
 
-        walk = walk_share(self.root, lookup)
+        whole_dir = self._whole_dir(snapshot, renderer) if snapshot is not None else None
+        walk = walk_share(self.root, lookup, whole_dir)
         delta.problems = walk.problems
-        plan = walk.files  # FileRecord (unchanged) or WalkEntry (to hash), in walk order
+        # FileRecord (unchanged), CachedDir (a directory unchanged) or WalkEntry (to hash),
+        # in walk order.
+        plan = walk.files
         todo = [i for i, item in enumerate(plan) if type(item) is WalkEntry]
+        from_sqlite = 0
+        if snapshot is not None and todo and self._cache is not None:
+            # What the snapshot does not know may be in SQLite (hashed by a run that did not
+            # finish, or by another user of the cache).
+            rows: Any = self._cache.load() if len(todo) > SQLITE_GETS_MAX else None
+            still = []
+            for i in todo:
+                entry = plan[i]
+                rec = rows.get(entry.relpath) if rows is not None else self._cache.get(entry.relpath)
+                if rec is not None and rec.matches(entry.size, entry.mtime_ns, entry.ino) \
+                        and (not extra or _has_digests(rec, extra)):
+                    plan[i] = rec
+                    from_sqlite += 1
+                else:
+                    still.append(i)
+            todo = still
         todo_bytes = sum(plan[i].size for i in todo)
         progress.start(len(todo), todo_bytes)
         # Big files go to the pool (hashlib runs on both cores); small ones are hashed in this
@@ -262,6 +450,31 @@ class ShareIndex:
         try:
             submit_more()
             for i, item in enumerate(plan):
+                if type(item) is CachedDir:
+                    recs = _entry_records(item.prefix, snapshot[item.prefix[:-1]])  # type: ignore[index]
+                    item.records.extend(recs)
+                    from_cache += len(recs)
+                    nbytes += sum(r[1] for r in recs)
+                    if previous:
+                        for rec in recs:
+                            relpath = rec[0]
+                            new_records[relpath] = rec
+                            old = previous.get(relpath)
+                            if old is None:
+                                delta.added.append(relpath)
+                            elif old.sha1 != rec.sha1 or old.size != rec.size:
+                                delta.changed.append(relpath)
+                            if old != rec:
+                                records[relpath] = rec
+                                self._by_sha1 = None
+                    else:
+                        pairs = list(zip([r[0] for r in recs], recs))
+                        new_records.update(pairs)
+                        records.update(pairs)
+                        delta.added.extend(p for p, _ in pairs)
+                        self._by_sha1 = None
+                    yield item
+                    continue
                 relpath = item[0]
                 if type(item) is not WalkEntry:
                     rec = item
@@ -305,6 +518,9 @@ class ShareIndex:
                 pool.shutdown(wait=True, cancel_futures=True)
             if completed:
                 self._finish(new_records, known, delta, walk.dirs)
+                if first and self._cache is not None:
+                    self._write_snapshot(snapshot, new_records, known, delta, from_sqlite,
+                                         renderer, plan)
             if self._cache is not None:
                 self._cache.flush()
             delta.seconds = time.monotonic() - started
@@ -316,12 +532,40 @@ class ShareIndex:
         self._records = new_records  # also puts them in walk order
         if delta.removed:
             self._by_sha1 = None
-        if self._cache is not None:
+        if self._cache is not None and not isinstance(known, _SnapshotRecords):
             stale = [p for p in known if p not in new_records]
             self._cache.remove(stale)
         self._dirs = dirs
         self._refreshed = True
         self._cache_rows = None
+
+    def _write_snapshot(self, old: snap.Snapshot | None, new_records: dict[str, FileRecord],
+                        known: Any, delta: IndexDelta, from_sqlite: int,
+                        renderer: Renderer | None, plan: list[Any]) -> None:
+        """After a completed first scan: write the snapshot when it does not describe the share
+        as found, and drop SQLite rows of files that are gone."""
+        texts: dict[str, dict[str, str]] = {}
+        if old is not None:
+            whole_hits = [item.prefix[:-1] for item in plan if type(item) is CachedDir]
+            unchanged = (not delta.hashed and not from_sqlite
+                         and delta.from_cache == len(new_records) == len(known))
+            missing_text = renderer is not None and any(
+                renderer.key not in old[d][snap.TEXTS] for d in whole_hits)
+            if unchanged and not missing_text:
+                return
+            texts = {d: old[d][snap.TEXTS] for d in whole_hits}
+        assert self._cache is not None
+        if not self._cache.enabled:
+            return
+        if old is not None:
+            stale = [p for p in self._cache.relpaths() if p not in new_records]
+            self._cache.remove(stale)
+        self._cache.flush()
+        try:
+            snap.write_snapshot(self.root, _snapshot_entries(
+                iter(new_records.values()), self.digests, renderer, texts))
+        except OSError:
+            pass  # only costs speed: the SQLite rows are complete
 
     def _hash_entry(self, entry: WalkEntry, extra: tuple[str, ...], cancel: threading.Event,
                     on_block: Callable[[int], None] | None = None) -> FileOutcome:
