@@ -228,7 +228,7 @@ class KbIndex(Command):
                                 out.write("\n".join(batch) + "\n")
                                 batch.clear()
                             out.write(outcome.text if outcome.text is not None
-                                      else renderer.render(outcome.records))
+                                      else renderer.render(outcome.records()))
                             continue
                         rel = outcome.relpath
                         if outcome.record is None:

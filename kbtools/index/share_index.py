@@ -11,6 +11,7 @@ snapshot does not know; a completed first scan writes the snapshot again when an
 """
 from __future__ import annotations
 
+import marshal
 import operator
 import os
 import stat as statmod
@@ -57,13 +58,18 @@ class CachedDir(NamedTuple):
     prefix: str
     #: The file names, in walk order.
     names: list[str]
-    records: list[FileRecord]
+    #: The directory's snapshot entry.
+    entry: list[Any]
     #: What the renderer given to the scan made of these records, when the snapshot has it.
     text: str | None
+
+    def records(self) -> list[FileRecord]:
+        return _entry_records(self.prefix, self.entry)
 
 
 _stat_key = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
 _stat_mode = operator.attrgetter("st_mode")
+_first = operator.itemgetter(0)
 
 
 class _SnapshotRecords:
@@ -103,10 +109,12 @@ def _entry_records(prefix: str, entry: list[Any]) -> list[FileRecord]:
     if not names:
         return []
     sizes, mtimes, inos = zip(*entry[snap.KEYS])
+    columns = marshal.loads(entry[snap.COLUMNS])
     # FileRecord(...) for each file without a Python-level loop: 100,000 files per share.
     return list(map(tuple.__new__, repeat(FileRecord), zip(
-        [prefix + name for name in names], sizes, mtimes, inos, entry[snap.SHA1],
-        entry[snap.HEAD_SHA1], entry[snap.SHA256], entry[snap.MD5], entry[snap.HASHED_AT])))
+        [prefix + name for name in names], sizes, mtimes, inos, columns[snap.SHA1],
+        columns[snap.HEAD_SHA1], columns[snap.SHA256], columns[snap.MD5],
+        columns[snap.HASHED_AT])))
 
 
 def _snapshot_entries(records: Iterator[FileRecord] | list[FileRecord], extra: tuple[str, ...],
@@ -129,12 +137,13 @@ def _snapshot_entries(records: Iterator[FileRecord] | list[FileRecord], extra: t
         kept = texts.get(directory) or {}
         if whole and renderer is not None and renderer.key not in kept:
             kept = {**kept, renderer.key: renderer.render(recs)}
+        columns = marshal.dumps([[r.sha1 for r in recs], [r.head_sha1 for r in recs],
+                                 [r.sha256 for r in recs], [r.md5 for r in recs],
+                                 [r.hashed_at_ns for r in recs]])
         out[directory] = [
             [r.relpath.rpartition("/")[2] for r in recs],
             [(r.size, r.mtime_ns, r.ino) for r in recs],
-            [r.sha1 for r in recs], [r.head_sha1 for r in recs], [r.sha256 for r in recs],
-            [r.md5 for r in recs], [r.hashed_at_ns for r in recs], whole, have,
-            kept if whole else {}]
+            whole, have, kept if whole else {}, columns]
     return out
 
 
@@ -237,6 +246,9 @@ class ShareIndex:
         self._cache = IndexCache(self.root) if use_cache else None
         self._cache_rows: dict[str, FileRecord] | None = None
         self._records: dict[str, FileRecord] = {}
+        #: Records of whole directories not yet put in ``_records`` (see :meth:`scan_blocks`).
+        self._deferred: tuple[dict[str, FileRecord], list[tuple[int, CachedDir]]] | None = None
+        self._deferred_lock = threading.Lock()
         self._dirs: list[str] = [""]
         self._refreshed = False
         self._refresh_lock = threading.Lock()
@@ -246,10 +258,29 @@ class ShareIndex:
     # -- reading -------------------------------------------------------------------------------
     def records(self) -> list[FileRecord]:
         """The records of the files found by the last refresh, in walk order."""
-        return list(self._records.values())
+        return list(self._all().values())
 
     def record(self, relpath: str) -> FileRecord | None:
-        return self._records.get(relpath)
+        return self._all().get(relpath)
+
+    def _all(self) -> dict[str, FileRecord]:
+        """``_records``, with the records of whole directories a scan deferred put in."""
+        if self._deferred is not None:
+            with self._deferred_lock:
+                if self._deferred is not None:
+                    per_file, deferred = self._deferred
+                    items = list(per_file.items())
+                    out: dict[str, FileRecord] = {}
+                    done = 0
+                    for at, item in deferred:
+                        out.update(items[done:at])
+                        done = at
+                        recs = item.records()
+                        out.update(zip([r[0] for r in recs], recs))
+                    out.update(items[done:])
+                    self._records = out
+                    self._deferred = None
+        return self._records
 
     def dirs(self) -> list[str]:
         """Relative paths of the directories found by the last refresh (the root as ``""``)."""
@@ -264,7 +295,7 @@ class ShareIndex:
         by_sha1 = self._by_sha1
         if by_sha1 is None:
             by_sha1 = {}
-            for rec in sorted(self._records.values(), key=lambda r: r.relpath, reverse=True):
+            for rec in sorted(self._all().values(), key=lambda r: r.relpath, reverse=True):
                 by_sha1[rec.sha1] = {"path": rec.relpath, "size": rec.size}
             self._by_sha1 = by_sha1
         return by_sha1
@@ -277,7 +308,7 @@ class ShareIndex:
 
     def prv(self, relpath: str) -> dict[str, Any] | None:
         """The ``.prv`` object of an indexed file, or None (not indexed, or not a safe path)."""
-        rec = self._records.get(relpath)
+        rec = self._all().get(relpath)
         if rec is None:
             return None
         return make_prv(rec.sha1, rec.size, rec.head_sha1, self.original_path(relpath))
@@ -301,9 +332,9 @@ class ShareIndex:
         when the iteration ends.
         """
         with self._refresh_lock:
-            for item in self._scan(progress or _NoProgress(), None):
+            for item in self._scan(progress or _NoProgress(), None, False):
                 if type(item) is CachedDir:
-                    for rec in item.records:
+                    for rec in item.records():
                         yield FileOutcome(rec.relpath, rec, True)
                 else:
                     yield item
@@ -311,9 +342,12 @@ class ShareIndex:
     def scan_blocks(self, progress: Progress | None = None,
                     renderer: Renderer | None = None) -> Iterator[FileOutcome | CachedDir]:
         """Like :meth:`scan`, but a directory unchanged since the snapshot comes as one
-        :class:`CachedDir` (with ``renderer``'s text for it when the snapshot holds one)."""
+        :class:`CachedDir` (with ``renderer``'s text for it when the snapshot holds one).
+
+        The records of such directories are seen by :meth:`record`, :meth:`prv` and the other
+        readers when the scan ends, not while it runs (``kb-index`` needs none of them)."""
         with self._refresh_lock:
-            yield from self._scan(progress or _NoProgress(), renderer)
+            yield from self._scan(progress or _NoProgress(), renderer, True)
 
     def _snapshot(self) -> snap.Snapshot | None:
         if self._refreshed or self._cache is None:
@@ -322,7 +356,7 @@ class ShareIndex:
 
     def _known(self) -> dict[str, FileRecord]:
         if self._refreshed:
-            return self._records
+            return self._all()
         if self._cache_rows is None:
             self._cache_rows = self._cache.load() if self._cache is not None else {}
         return self._cache_rows
@@ -361,11 +395,12 @@ class ShareIndex:
                 return None
             if list(map(_stat_key, stats)) != entry[snap.KEYS]:
                 return None
-            return CachedDir(prefix, expected, [], entry[snap.TEXTS].get(key))
+            return CachedDir(prefix, expected, entry, entry[snap.TEXTS].get(key))
 
         return whole_dir
 
-    def _scan(self, progress: Progress, renderer: Renderer | None) -> Iterator[FileOutcome | CachedDir]:
+    def _scan(self, progress: Progress, renderer: Renderer | None,
+              defer: bool) -> Iterator[FileOutcome | CachedDir]:
         started = time.monotonic()
         delta = IndexDelta()
         snapshot = self._snapshot()
@@ -374,7 +409,9 @@ class ShareIndex:
             known: Any = _SnapshotRecords(snapshot)
         else:
             known = self._known()
-        previous = self._records
+        previous = self._all()
+        deferred: list[tuple[int, CachedDir]] = []
+        deferred_files = 0
         extra = self.digests
         get = known.get
         margin = RACY_MARGIN_NS
@@ -451,10 +488,15 @@ class ShareIndex:
             submit_more()
             for i, item in enumerate(plan):
                 if type(item) is CachedDir:
-                    recs = _entry_records(item.prefix, snapshot[item.prefix[:-1]])  # type: ignore[index]
-                    item.records.extend(recs)
-                    from_cache += len(recs)
-                    nbytes += sum(r[1] for r in recs)
+                    from_cache += len(item.names)
+                    nbytes += sum(map(_first, item.entry[snap.KEYS]))
+                    if defer and not previous:
+                        deferred.append((len(new_records), item))
+                        deferred_files += len(item.names)
+                        delta.added.extend([item.prefix + name for name in item.names])
+                        yield item
+                        continue
+                    recs = item.records()
                     if previous:
                         for rec in recs:
                             relpath = rec[0]
@@ -512,12 +554,14 @@ class ShareIndex:
             completed = True
         finally:
             delta.from_cache, delta.hashed = from_cache, hashed
-            delta.files, delta.bytes = len(new_records), nbytes
+            delta.files, delta.bytes = len(new_records) + deferred_files, nbytes
             cancel.set()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             if completed:
                 self._finish(new_records, known, delta, walk.dirs)
+                if deferred:
+                    self._deferred = (new_records, deferred)
                 if first and self._cache is not None:
                     self._write_snapshot(snapshot, new_records, known, delta, from_sqlite,
                                          renderer, plan)
@@ -548,7 +592,7 @@ class ShareIndex:
         if old is not None:
             whole_hits = [item.prefix[:-1] for item in plan if type(item) is CachedDir]
             unchanged = (not delta.hashed and not from_sqlite
-                         and delta.from_cache == len(new_records) == len(known))
+                         and delta.from_cache == delta.files == len(known))
             missing_text = renderer is not None and any(
                 renderer.key not in old[d][snap.TEXTS] for d in whole_hits)
             if unchanged and not missing_text:
@@ -558,12 +602,13 @@ class ShareIndex:
         if not self._cache.enabled:
             return
         if old is not None:
-            stale = [p for p in self._cache.relpaths() if p not in new_records]
+            current = self._all()
+            stale = [p for p in self._cache.relpaths() if p not in current]
             self._cache.remove(stale)
         self._cache.flush()
         try:
             snap.write_snapshot(self.root, _snapshot_entries(
-                iter(new_records.values()), self.digests, renderer, texts))
+                iter(self._all().values()), self.digests, renderer, texts))
         except OSError:
             pass  # only costs speed: the SQLite rows are complete
 

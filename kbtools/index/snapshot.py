@@ -23,24 +23,22 @@ from typing import Any
 from kbtools.index.paths import NODE_DIR_NAME
 
 SNAPSHOT_FILE_NAME = "index-snapshot.bin"
-MAGIC = b"kbtools index snapshot 1\n"
+MAGIC = b"kbtools index snapshot 2\n"
 #: After the magic: payload length (8 bytes) and CRC-32 (4 bytes), big-endian.
 HEADER_SIZE = len(MAGIC) + 12
 
 # One directory of the snapshot: a list indexed by these (marshal keeps lists and tuples as is).
 NAMES = 0        #: file names in walk (sorted) order
-KEYS = 1         #: [size, mtime_ns, ino] of each file
-SHA1 = 2
-HEAD_SHA1 = 3
-SHA256 = 4
-MD5 = 5
-HASHED_AT = 6
+KEYS = 1         #: (size, mtime_ns, ino) of each file
 #: True when no record of the directory is racily clean: it may be taken whole.
-WHOLE = 7
+WHOLE = 2
 #: Extra digests every record of the directory has.
-HAVE = 8
+HAVE = 3
 #: ``{renderer key: text}`` rendered by a caller for the whole directory.
-TEXTS = 9
+TEXTS = 4
+#: ``marshal`` bytes of the digest columns below, decoded only when the records are needed.
+COLUMNS = 5
+SHA1, HEAD_SHA1, SHA256, MD5, HASHED_AT = range(5)
 
 Snapshot = dict[str, list[Any]]
 
