@@ -270,3 +270,25 @@ def test_progress_bar_only_on_a_terminal_stderr(tmp_path):
     assert proc.returncode == 0 and b"hashing" not in err
     r = run_cli(KbIndex, tmp_path, "--no-cache")  # captured stderr: not a terminal
     assert "hashing" not in r.stderr
+
+
+def test_lines_from_the_snapshot_equal_the_json_writer(tmp_path):
+    from kbtools.cli.base import dump_json
+    from kbtools.index.snapshot import remove_snapshot, snapshot_path
+
+    write_sample_study(tmp_path / "study", names=("good",), samples=300)
+    write(tmp_path / "study" / "ctl\x01\x7f ü \"q\".txt", "control characters")
+    age(tmp_path / "study")
+    for digests in [[], ["--digest", "sha256"], ["--digest", "md5", "--digest", "sha256"]]:
+        run_cli(KbIndex, tmp_path / "study", *digests)
+        assert snapshot_path(tmp_path / "study").is_file()
+        whole = run_cli(KbIndex, tmp_path / "study", *digests)
+        assert whole.code == 0 and whole.records[-1]["hashed"] == 0
+        remove_snapshot(tmp_path / "study")  # the same run, file by file from SQLite
+        by_file = run_cli(KbIndex, tmp_path / "study", *digests)
+        lines = whole.stdout.splitlines()
+        assert lines[:-1] == by_file.stdout.splitlines()[:-1]  # all but the summary's seconds
+        assert [dump_json(json.loads(line)) for line in lines] == lines
+        assert [d["path"] for d in _by_type(whole.records, "dataset")] == ["good"]
+        assert whole.records[-1]["from_cache"] == by_file.records[-1]["from_cache"] == len(
+            _by_type(whole.records, "file"))
