@@ -76,12 +76,18 @@ def main() -> int:
             runs["find"].append((wall, cpu))
         med = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
                for name, r in runs.items()}
-        print(f"re-index (unchanged): {med['kb-index'][0]:.3f} s (CPU {med['kb-index'][1]:.3f} s); "
-              f"find -printf: {med['find'][0]:.3f} s (CPU {med['find'][1]:.3f} s)")
+        low = {name: (min(w for w, _ in r), min(c for _, c in r)) for name, r in runs.items()}
+        print(f"re-index (unchanged), median of {args.runs}: {med['kb-index'][0]:.3f} s"
+              f" (CPU {med['kb-index'][1]:.3f} s); find -printf: {med['find'][0]:.3f} s"
+              f" (CPU {med['find'][1]:.3f} s)")
+        print(f"  minimum: {low['kb-index'][0]:.3f} s (CPU {low['kb-index'][1]:.3f} s);"
+              f" find -printf: {low['find'][0]:.3f} s (CPU {low['find'][1]:.3f} s);"
+              f" ratio of minima {low['kb-index'][0] / low['find'][0]:.2f}x wall,"
+              f" {low['kb-index'][1] / low['find'][1]:.2f}x CPU")
         ratio = med["kb-index"][0] / med["find"][0]
         cpu_ratio = med["kb-index"][1] / med["find"][1]
-        print(f"ratio re-index/find {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU  (target <= 3x) "
-              f"{'ok' if ratio <= 3 else 'ABOVE TARGET'}")
+        print(f"ratio re-index/find (medians) {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU"
+              f"  (target <= 3x) {'ok' if ratio <= 3 else 'ABOVE TARGET'}")
     return 0
 
 
