@@ -149,10 +149,11 @@ class IndexCache:
     def relpaths(self) -> list[str]:
         """The relative path of every row (pending writes not included)."""
         with self._lock:
-            if self._connection() is None:
+            db = self._connection()
+            if db is None:
                 return []
             try:
-                return [row[0] for row in self._db.execute("SELECT relpath FROM files")]  # type: ignore[union-attr]
+                return [row[0] for row in db.execute("SELECT relpath FROM files")]
             except sqlite3.Error as exc:
                 log.warning("digest cache unreadable: %s", exc)
                 return []

@@ -19,9 +19,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from itertools import repeat
-from typing import Any, Callable, Iterator, NamedTuple, Protocol
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 from kbtools.errors import KbError
 from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
@@ -117,8 +117,7 @@ def _entry_records(prefix: str, entry: list[Any]) -> list[FileRecord]:
         columns[snap.HASHED_AT])))
 
 
-def _snapshot_entries(records: Iterator[FileRecord] | list[FileRecord], extra: tuple[str, ...],
-                      renderer: Renderer | None,
+def _snapshot_entries(records: Iterable[FileRecord], renderer: Renderer | None,
                       texts: dict[str, dict[str, str]]) -> snap.Snapshot:
     """The snapshot of ``records`` (in walk order); ``texts`` holds renderings to keep."""
     by_dir: dict[str, list[FileRecord]] = {}
@@ -361,7 +360,8 @@ class ShareIndex:
             self._cache_rows = self._cache.load() if self._cache is not None else {}
         return self._cache_rows
 
-    def _whole_dir(self, snapshot: snap.Snapshot, renderer: Renderer | None) -> Callable[[str, str], Any]:
+    def _whole_dir(self, snapshot: snap.Snapshot,
+                   renderer: Renderer | None) -> Callable[[str, str], CachedDir | None]:
         extra = self.digests
         key = renderer.key if renderer is not None else None
         lstat = os.lstat
@@ -440,7 +440,8 @@ class ShareIndex:
             still = []
             for i in todo:
                 entry = plan[i]
-                rec = rows.get(entry.relpath) if rows is not None else self._cache.get(entry.relpath)
+                relpath = entry.relpath
+                rec = rows.get(relpath) if rows is not None else self._cache.get(relpath)
                 if rec is not None and rec.matches(entry.size, entry.mtime_ns, entry.ino) \
                         and (not extra or _has_digests(rec, extra)):
                     plan[i] = rec
@@ -608,7 +609,7 @@ class ShareIndex:
         self._cache.flush()
         try:
             snap.write_snapshot(self.root, _snapshot_entries(
-                iter(self._all().values()), self.digests, renderer, texts))
+                self._all().values(), renderer, texts))
         except OSError:
             pass  # only costs speed: the SQLite rows are complete
 
