@@ -27,7 +27,8 @@ class Result:
 
     @property
     def records(self) -> list[Any]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        # split on "\n" only: str.splitlines also breaks at U+2028 and friends inside file names
+        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
 
 
 def run_cli(command_cls: type, *args: str, stdin: str = "") -> Result:
