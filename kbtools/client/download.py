@@ -35,11 +35,12 @@ MiB = 1024 * 1024
 MIN_CHUNK = 1 * MiB
 MAX_CHUNK = 64 * MiB
 READ_BLOCK = 1 * MiB  # bytes asked of the socket at once (few system calls and Python steps)
-# Bytes per pwrite. The page cache sizes its folios after the write: 1 MiB writes get large folios,
-# which the kernel takes from the high-order free memory. On a virtual machine that hands freed
-# memory back to its host, that memory faults in again page by page on first touch: 1 GiB written
-# in 1 MiB pieces cost 1.3-2.6 s of system time, in 64 KiB pieces 0.5-0.6 s (bench/bench_kb_get.py;
-# 256 KiB was as slow as 1 MiB, 32 and 128 KiB as fast as 64 KiB).
+# Bytes per pwrite. Measured on a 2-core VM, 1 GiB written right after curl had written (and the
+# benchmark deleted) another: in 1 MiB pieces 1.3-2.6 s of system time, in 64 KiB pieces 0.5-0.6 s;
+# 256 KiB was as slow as 1 MiB, 32 and 128 KiB as fast as 64 KiB. The time went into the copy to
+# the page cache. Likely cause: the page cache sizes its folios after the write, large folios come
+# from high-order free memory, and a VM that reports freed memory to its host (virtio-balloon free
+# page reporting, as there) must fault such memory in again page by page on first touch.
 WRITE_BLOCK = 64 * 1024
 HASH_BLOCK = 4 * MiB
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
