@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from kbtools.atomic import atomic_path
 
 
 def default_cache_dir() -> Path:
@@ -36,21 +37,11 @@ def file_matches(path: Path, sha1: str, size: int | None) -> bool:
 def place_file(source: Path, target: Path) -> None:
     """Make ``target`` a hard link to (else a copy of) ``source``, atomically (no partial target)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        os.unlink(temporary)
+    with atomic_path(target) as temporary:
         try:
             os.link(source, temporary)
         except OSError:  # another file system, or links not allowed: copy
             shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class Sha1Cache:

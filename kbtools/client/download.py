@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from kbtools.atomic import write_atomic
+
 from .errors import ClientError, PeerError, VerificationError
 from .resolve import describe
 
@@ -127,9 +129,7 @@ class PartState:
         with self.lock:
             payload = {"version": STATE_VERSION, "sha1": self.sha1, "size": self.size,
                        "chunk_size": self.chunk_size, "done": sorted(self.done)}
-            temporary = self.path.with_name(self.path.name + ".tmp")
-            temporary.write_text(json.dumps(payload))
-            os.replace(temporary, self.path)
+            write_atomic(self.path, json.dumps(payload))
 
     def mark(self, index: int) -> None:
         with self.lock:

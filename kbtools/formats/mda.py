@@ -10,6 +10,7 @@ import os
 import struct
 from typing import Any
 
+from kbtools.atomic import atomic_path
 from kbtools.errors import KbError
 from kbtools.findings import WARNING, Finding
 from kbtools.formats.codes import CheckResult, finding
@@ -296,14 +297,6 @@ def write_mda(path: str | os.PathLike[str], array: Any, dtype: Any = None, *,
         header += struct.pack(f"<i{len(dims)}i", len(dims), *dims)
     # a Fortran-ordered array's transpose is C-contiguous: its buffer is the file's data order
     data = np.ascontiguousarray(np.asarray(a, dtype=dt).T)
-    directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.write(memoryview(data).cast("B") if data.size else b"")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        f.write(memoryview(data).cast("B") if data.size else b"")

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from kbtools.atomic import atomic_path
 from kbtools.index.paths import NODE_DIR_NAME
 
 SNAPSHOT_FILE_NAME = "index-snapshot.bin"
@@ -73,19 +74,10 @@ def write_snapshot(root: Path | str, snapshot: Snapshot) -> None:
     """Replace the snapshot atomically (OSError when it cannot be written)."""
     path = snapshot_path(root)
     payload = marshal.dumps(snapshot)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(MAGIC + len(payload).to_bytes(8, "big")
-                     + zlib.crc32(payload).to_bytes(4, "big"))
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(MAGIC + len(payload).to_bytes(8, "big")
+                 + zlib.crc32(payload).to_bytes(4, "big"))
+        fh.write(payload)
 
 
 def remove_snapshot(root: Path | str) -> None:

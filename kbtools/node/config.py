@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 from urllib.parse import urlsplit
 
+from kbtools.atomic import write_atomic
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.identity import (
-    KBUCKET_DIR, NodeIdentity, create_identity, keys_missing, load_identity, write_text_atomic,
+    KBUCKET_DIR, NodeIdentity, create_identity, keys_missing, load_identity,
 )
 
 NETWORK_TYPE = "kbucket"
@@ -58,7 +59,7 @@ def load_config(node_dir: Path) -> Config:
 
 def save_config(node_dir: Path, config: Mapping[str, Any]) -> None:
     """Write kbnode.json atomically in the original's text form."""
-    write_text_atomic(config_path(node_dir), dump_config(config))
+    write_atomic(config_path(node_dir), dump_config(config))
 
 
 def read_node_id(node_dir: Path) -> str | None:
@@ -202,7 +203,7 @@ def save_user_settings(owner: str, owner_email: str, home: Path | None = None) -
     path = (home or Path.home()) / SETTINGS_NAME
     settings = load_user_settings(home)
     settings.update(default_owner=owner, default_owner_email=owner_email)
-    write_text_atomic(path, dump_config(settings))
+    write_atomic(path, dump_config(settings))
 
 
 def node_questions(node_type: str, node_dir: Path, config: Mapping[str, Any],

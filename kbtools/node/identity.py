@@ -10,13 +10,13 @@ import base64
 import functools
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kbtools.atomic import write_atomic
 from kbtools.errors import RuntimeFailure
 
 KBUCKET_DIR = ".kbucket"
@@ -44,23 +44,6 @@ def generate_key_pair() -> tuple[str, str]:
     public_der = key.public_key().public_bytes(serialization.Encoding.DER,
                                                serialization.PublicFormat.PKCS1)
     return pem_text("RSA PRIVATE KEY", private_der), pem_text("RSA PUBLIC KEY", public_der)
-
-
-def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 @dataclass(frozen=True)
@@ -177,6 +160,6 @@ def create_identity(node_dir: Path) -> NodeIdentity:
     """Generate and write a key pair (private.pem mode 0600). Only call when `keys_missing`."""
     private_path, public_path = identity_paths(node_dir)
     private_pem, public_pem = generate_key_pair()
-    write_text_atomic(private_path, private_pem, mode=0o600)
-    write_text_atomic(public_path, public_pem, mode=0o644)
+    write_atomic(private_path, private_pem, mode=0o600)
+    write_atomic(public_path, public_pem, mode=0o644)
     return NodeIdentity(private_pem, public_pem)
