@@ -15,27 +15,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import command, median_time  # noqa: E402
 
 from kbtools.index.hashing import hash_file  # noqa: E402
-
-
-def median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def command(name: str) -> str:
-    script = Path(sys.executable).parent / name
-    return str(script if script.exists() else ROOT / "bin" / name)
 
 
 def main() -> int:

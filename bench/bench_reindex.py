@@ -12,22 +12,15 @@ import json
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import command  # noqa: E402
 
 from kbtools.index.cache import RACY_MARGIN_NS  # noqa: E402
 
 PER_DIR = 1000
-
-
-def command(name: str) -> str:
-    script = Path(sys.executable).parent / name
-    return str(script if script.exists() else ROOT / "bin" / name)
 
 
 def timed(argv: list[str]) -> tuple[float, bytes, float]:
