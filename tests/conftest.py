@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
-SHARED = ROOT.parent / "shared"
+# A recording of the original KBucket network (see its README): frames, throwaway keys, HTTP answers.
+VECTORS = ROOT / "tests" / "vectors" / "kbucket-original"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The registry of finding codes: one entry per code, with its default severity and the fix.
 
 Every code a checker can emit is listed here, and ``docs/codes.md`` documents the same set
-(a test keeps the two in step). Rule ids follow ``spec/mda-format.md`` §3; ``D`` codes are the
+(a test keeps the two in step). Rule ids follow ``docs/spec/mda-format.md`` §3; ``D`` codes are the
 cross-file and directory rules.
 """
 from __future__ import annotations

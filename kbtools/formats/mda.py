@@ -2,7 +2,7 @@
 
 Header (little-endian int32): data_type code, num_bytes_per_entry, num_dims (negative: the dims
 are int64), then the dims. The data follows straight away in column-major (Fortran) order.
-Checks follow rules R1-R11 of spec/mda-format.md; numpy is imported only where data is read.
+Checks follow rules R1-R11 of docs/spec/mda-format.md; numpy is imported only where data is read.
 """
 from __future__ import annotations
 

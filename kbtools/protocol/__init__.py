@@ -1,4 +1,4 @@
-"""Sans-I/O core of the KBucket protocol (spec/kbucket-protocol.md): no sockets, threads or asyncio.
+"""Sans-I/O core of the KBucket protocol (docs/spec/kbucket-protocol.md): no sockets, threads or asyncio.
 
 Callers feed received frame texts in and send the frames the core returns. Modules:
 canonical (JS-identical JSON, RSA sign/verify), envelope (signed child frames), objecthash,

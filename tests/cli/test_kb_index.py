@@ -13,10 +13,10 @@ from kbtools.cli.kb_index import KbIndex
 from kbtools.formats.sample import write_sample_dataset, write_sample_study
 from kbtools.index.cache import COMMIT_ROWS, cache_path
 
-from ..conftest import ROOT, SHARED, run_cli, validate
+from ..conftest import ROOT, VECTORS, run_cli, validate
 from ..index.trees import BIG_BIN, ONE_TXT, WEIRD_NAMES, age, make_share, sha1, write
 
-VECTORS = json.loads((SHARED / "vectors" / "kbucket-original" / "http.json").read_text())["http"]
+VECTORS = json.loads((VECTORS / "http.json").read_text())["http"]
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import json
 from kbtools.index.prv import make_prv, make_prvdir
 from kbtools.index.share_index import ShareIndex
 
-from ..conftest import SHARED
+from ..conftest import VECTORS
 from .trees import BIG_BIN, ONE_TXT, write
 
-VECTORS = json.loads((SHARED / "vectors" / "kbucket-original" / "http.json").read_text())["http"]
+VECTORS = json.loads((VECTORS / "http.json").read_text())["http"]
 
 
 def test_prv_keys_in_the_original_order():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import VECTORS
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
     Refused, ask_questions, config_path, dump_config, hub_listen_port, load_config,
@@ -17,7 +18,7 @@ from kbtools.node.config import (
     share_listen_port, websocket_url,
 )
 
-NODES = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "kbucket-original" / "nodes"
+NODES = VECTORS / "nodes"
 
 
 def test_save_writes_the_original_text(tmp_path):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import VECTORS
 from kbtools.errors import RuntimeFailure
 from kbtools.node.identity import (
     create_identity, generate_key_pair, keys_missing, load_identity, node_id_for_public_key,
 )
 
-NODES = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "kbucket-original" / "nodes"
+NODES = VECTORS / "nodes"
 
 
 @pytest.mark.parametrize("name,node_id", [("hub", "d0d90d53e2d5"), ("childhub", "304421134a4c"),

@@ -1,4 +1,4 @@
-"""The recording of the original network (shared/vectors/kbucket-original), loaded for tests."""
+"""The recording of the original network (tests/vectors/kbucket-original), loaded for tests."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import VECTORS
 from kbtools.node.identity import NodeIdentity
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "kbucket-original"
 NODE_NAMES = ("hub", "childhub", "share", "share2")
 
 

@@ -16,11 +16,10 @@ from kbtools.formats.sample import write_sample_dataset
 from kbtools.index.share_index import ShareIndex
 from kbtools.node.config import prepare_node
 from kbtools.share.api import ShareApi, ShareContext, ShareServer
-from tests.conftest import SHARED
+from tests.conftest import VECTORS
 from tests.netfixtures import free_port
 from tests.index.trees import BIG_BIN, ONE_TXT, WEIRD_NAMES, write
 
-VECTORS = SHARED / "vectors" / "kbucket-original"
 RECORDED = json.loads((VECTORS / "http.json").read_text())["http"]
 SHARE_ID = json.loads((VECTORS / "http.json").read_text())["ids"]["share"]
 
