@@ -28,17 +28,29 @@ def __getattr__(name: str) -> Any:
 
 
 def dump_json(obj: Any, *, pretty: bool = False) -> str:
-    """The one JSON writer of the command line: UTF-8, stable key order as given."""
+    """The one JSON writer of the command line: UTF-8, stable key order as given.
+
+    A name that is not UTF-8 (its bytes surrogate-escaped, as Python reads file names) is written
+    with ``\\udc80``..``\\udcff`` escapes, so stdout stays valid UTF-8 whatever the file names.
+    """
     if pretty:
-        return json.dumps(obj, indent=4, ensure_ascii=False)
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+        text = json.dumps(obj, indent=4, ensure_ascii=False)
+    else:
+        text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+    try:
+        text.encode("utf-8")  # fails only on lone surrogates; cheaper than searching for them
+    except UnicodeEncodeError:
+        from kbtools.protocol.canonical import escape_lone_surrogates
+
+        text = escape_lone_surrogates(text)
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so in-process runs keep control."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message)  # the command's name is added once, where it is printed
 
 
 class Command:
@@ -158,12 +170,22 @@ class Command:
         SIGTERM stops like Ctrl-C, so servers close their connections and temporary files.
         """
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        _standard_streams()
         code = cls(argv).execute()
         try:
             sys.stdout.flush()
         except BrokenPipeError:
             _silence_stdout()
         return code
+
+
+def _standard_streams() -> None:
+    """stdout is UTF-8 whatever the locale; stdin lines keep a file name's bytes as os.fsdecode does."""
+    for stream, settings in ((sys.stdout, {"encoding": "utf-8"}),
+                             (sys.stdin, {"errors": "surrogateescape"})):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(**settings)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

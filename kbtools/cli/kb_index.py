@@ -154,9 +154,9 @@ class KbIndex(Command):
         if path.is_dir():
             raise UsageError(f"{path} is a directory: use --prvdir")
         if not path.exists():
-            raise RuntimeFailure(f"no such file: {path}")
+            raise UsageError(f"no such file: {path}")
         if not path.is_file():
-            raise RuntimeFailure(f"not a regular file: {path}")
+            raise UsageError(f"not a regular file: {path}")
         rec = self._prv_record(path, digests)
         original = os.path.abspath(path) if self.args.absolute_paths else path.name
         self.output_format = "object"
@@ -179,7 +179,7 @@ class KbIndex(Command):
 
     def print_prvdir(self, path: Path, digests: tuple[str, ...]) -> int:
         if not path.is_dir():
-            raise RuntimeFailure(f"not a directory: {path}")
+            raise UsageError(f"not a directory: {path}")
         with ShareIndex(path, digests=digests, use_cache=not self.args.no_cache,
                         absolute_paths=self.args.absolute_paths) as index:
             delta = index.refresh(self._progress())
@@ -206,7 +206,7 @@ class KbIndex(Command):
 
     def index(self, root: Path, digests: tuple[str, ...]) -> int:
         if not root.is_dir():
-            raise RuntimeFailure(f"not a directory: {root}")
+            raise UsageError(f"not a directory: {root}")
         started = time.monotonic()
         progress = self._progress()
         dataset_dirs: list[str] = []

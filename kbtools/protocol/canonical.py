@@ -101,8 +101,12 @@ def _js_order(obj: Any) -> tuple[Any, bool]:
     return obj, False
 
 
-def _fix_surrogates(text: str) -> str:
-    # Well-formed JSON.stringify writes lone surrogates as \udxxx escapes.
+def escape_lone_surrogates(text: str) -> str:
+    """JSON text with each lone surrogate written as a ``\\udxxx`` escape: valid UTF-8 again.
+
+    Well-formed ``JSON.stringify`` writes them so; a file name that is not UTF-8 reaches Python
+    with its bytes as U+DC80..U+DCFF (surrogateescape), and ``os.fsencode`` gets them back.
+    """
     return _SURROGATE.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
@@ -133,7 +137,7 @@ def canonical_json(obj: Any) -> str:
     try:
         text.encode("utf-8")  # fails only on lone surrogates; much faster than a regex search
     except UnicodeEncodeError:
-        return _fix_surrogates(text)
+        return escape_lone_surrogates(text)
     return text
 
 

@@ -106,11 +106,11 @@ def test_prv_matches_the_recorded_original(tmp_path):
 def test_prv_errors(tmp_path):
     assert run_cli(KbIndex, "--prv", tmp_path).code == 2
     r = run_cli(KbIndex, "--prv", tmp_path / "missing")
-    assert r.code == 3 and "Traceback" not in r.stderr and r.stdout == ""
+    assert r.code == 2 and "Traceback" not in r.stderr and r.stdout == ""
     assert run_cli(KbIndex, tmp_path, "--prv", tmp_path / "x").code == 2
     os.mkfifo(tmp_path / "fifo")  # never opened: that would block
     r = run_cli(KbIndex, "--prv", tmp_path / "fifo")
-    assert r.code == 3 and "not a regular file" in r.stderr
+    assert r.code == 2 and "not a regular file" in r.stderr
 
 
 def test_prvdir_matches_the_recorded_readdir(tmp_path):
@@ -137,9 +137,11 @@ def test_weird_names_in_paths_round_trip(share):
     assert set(WEIRD_NAMES) <= paths
 
 
-def test_not_a_directory(tmp_path):
-    r = run_cli(KbIndex, tmp_path / "missing")
-    assert r.code == 3 and "not a directory" in r.stderr and "Traceback" not in r.stderr
+def test_not_a_directory_is_a_usage_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for args in ([tmp_path / "missing"], [tmp_path / "file"], ["--prvdir", tmp_path / "missing"]):
+        r = run_cli(KbIndex, *args)
+        assert r.code == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
 
 
 def _spawn(*args):
