@@ -159,9 +159,9 @@ class FileChild:
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(websocket_url(self.hub_url), max_msg_size=0)
         self.reader = asyncio.create_task(self._read())
-        await self._send(self.link.connection_opened(_ms()))
+        await self._send(self.link.connection_opened(now_ms()))
         await asyncio.wait_for(self.registered.wait(), 10)
-        await self._send(self.link.report_node_data({"files_by_sha1": self.files_by_sha1()}, _ms()))
+        await self._send(self.link.report_node_data({"files_by_sha1": self.files_by_sha1()}, now_ms()))
         while self.link.pending() or self.link.awaiting_response:
             self.progress.clear()
             await asyncio.wait_for(self.progress.wait(), 10)
@@ -190,7 +190,7 @@ class FileChild:
         async for msg in self.ws:
             if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 break
-            out = self.link.receive_frame(msg.data, _ms())
+            out = self.link.receive_frame(msg.data, now_ms())
             for ev in out.events:
                 if isinstance(ev, Registered):
                     self.registered.set()
@@ -222,10 +222,10 @@ class FileChild:
         if path is None or not path.is_file():
             body = b"404: File Not Found"
             await self._send(self.link.send_response_headers(
-                rid, 404, "Not Found", {"content-type": "text/html", "content-length": str(len(body))}, _ms()))
+                rid, 404, "Not Found", {"content-type": "text/html", "content-length": str(len(body))}, now_ms()))
             if req.method == "GET":
-                await self._send(self.link.send_response_data(rid, body, _ms()))
-            await self._send(self.link.end_response(rid, _ms()))
+                await self._send(self.link.send_response_data(rid, body, now_ms()))
+            await self._send(self.link.end_response(rid, now_ms()))
             return
         size = path.stat().st_size
         start, end, status = 0, size - 1, 200
@@ -236,13 +236,13 @@ class FileChild:
             start, end = (int(a), min(int(b) if b else size - 1, size - 1)) if a else (size - int(b), size - 1)
             if start >= size or start > end:
                 await self._send(self.link.send_response_headers(
-                    rid, 416, "Range Not Satisfiable", {"content-range": f"bytes */{size}"}, _ms()))
-                await self._send(self.link.end_response(rid, _ms()))
+                    rid, 416, "Range Not Satisfiable", {"content-range": f"bytes */{size}"}, now_ms()))
+                await self._send(self.link.end_response(rid, now_ms()))
                 return
             status = 206
             headers["content-range"] = f"bytes {start}-{end}/{size}"
         headers["content-length"] = str(end - start + 1)
-        await self._send(self.link.send_response_headers(rid, status, "OK", headers, _ms()))
+        await self._send(self.link.send_response_headers(rid, status, "OK", headers, now_ms()))
         if req.method == "GET":
             sent = 0
             with path.open("rb") as f:
@@ -253,18 +253,30 @@ class FileChild:
                     if budget == 0:
                         return
                     chunk = f.read(min(budget, left, 1024 * 1024))
-                    await self._send(self.link.send_response_data(rid, chunk, _ms()))
+                    await self._send(self.link.send_response_data(rid, chunk, now_ms()))
                     left -= len(chunk)
                     sent += len(chunk)
                     if self.die_after is not None and sent >= self.die_after:
                         assert self.ws is not None
                         await self.ws.close()
                         return
-        await self._send(self.link.end_response(rid, _ms()))
+        await self._send(self.link.end_response(rid, now_ms()))
 
 
-def _ms() -> int:
-    return int(time.time() * 1000)
+_last_ms = 0
+_clock_lock = threading.Lock()
+
+
+def now_ms() -> int:
+    """The clock for signed frames, strictly increasing within a test process.
+
+    Signatures (RSA PKCS#1 v1.5) are deterministic: two frames of one node signed in the same
+    millisecond are the same bytes, which a hub rightly refuses as a replay.
+    """
+    global _last_ms
+    with _clock_lock:
+        _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+        return _last_ms
 
 
 def write_random(path: Path, size: int) -> Path:

@@ -3,7 +3,6 @@ the hub keeps serving (HTTP answers, and a good child still registers)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
@@ -13,12 +12,8 @@ from kbtools.node.config import websocket_url
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.hubconn import HubLimits
 from kbtools.protocol.leafconn import register_info
-from tests.hub.children import HubNode
+from tests.hub.children import HubNode, now_ms
 from tests.protocol.vectors import identity, kbnode
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def register(name="share", passcode="hubpass", ts=None, **info_changes) -> str:
@@ -57,8 +52,9 @@ def exchange(hub: HubNode, *frames: str | bytes) -> tuple[list[dict], bool]:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return replies, True
             replies.append(json.loads(data))
-            if len(replies) == len(frames):
-                ws.settimeout(0.2)  # every frame answered: a close follows at once, or nothing
+            if len(replies) == len(frames) and "error" not in replies[-1]:
+                return replies, False  # every frame answered, none refused: the link stays open
+            # a refusal: the hub closes the link next, however long that takes under load
     finally:
         ws.close()
 
