@@ -35,6 +35,17 @@ def is_dataset_dir(path: str | os.PathLike[str]) -> bool:
     return os.path.isdir(path) and os.path.lexists(os.path.join(path, RAW))
 
 
+def _is_dataset_without_raw(path: str | os.PathLike[str], *, given: bool) -> bool:
+    """A directory that is a dataset whose ``raw.mda`` is missing.
+
+    A directory given to kb-check is one when it holds ``geom.csv`` or ``params.json``; a
+    subdirectory of a study when it holds both. Its other files are then still checked (and the
+    missing ``raw.mda`` is R1) rather than the directory being skipped.
+    """
+    held = [os.path.lexists(os.path.join(path, name)) for name in (GEOM, PARAMS)]
+    return os.path.isdir(path) and (any(held) if given else all(held))
+
+
 def check_dataset(path: str | os.PathLike[str], *, check_data: bool = False) -> DatasetReport:
     """Check one dataset directory: raw.mda, geom.csv, params.json and the rules between them."""
     path = Path(path)
@@ -42,6 +53,7 @@ def check_dataset(path: str | os.PathLike[str], *, check_data: bool = False) -> 
     if not path.is_dir():
         report.findings.append(finding("D2", path, f"not a directory: {path}"))
         return report
+    # Every rule that can still be checked is checked: a finding never hides another one.
     raw = read_mda_header(path / RAW, raw=True)
     if check_data:
         raw.findings.extend(check_mda_data(raw))
@@ -49,8 +61,9 @@ def check_dataset(path: str | os.PathLike[str], *, check_data: bool = False) -> 
     params = check_params(path / PARAMS)
     h = raw.header
     channels = timepoints = None
-    if h is not None and len(h.dims) >= 2 and raw.valid:
-        channels, timepoints = h.dims[0], h.dims[1]
+    shape = raw.channels_timepoints  # known from the header even when the data is truncated
+    if shape is not None:
+        channels, timepoints = shape
         check_geom_rows(geom, channels, timepoints)
     report.findings = raw.findings + geom.findings + params.findings
     samplerate = params.samplerate
@@ -78,11 +91,15 @@ def check_tree(path: str | os.PathLike[str], *, check_data: bool = False) -> lis
         return [check_dataset(path, check_data=check_data)]
     try:
         children = sorted(entry.path for entry in os.scandir(path)
-                          if not entry.name.startswith(".") and is_dataset_dir(entry.path))
+                          if not entry.name.startswith(".") and (
+                              is_dataset_dir(entry.path)
+                              or _is_dataset_without_raw(entry.path, given=False)))
     except OSError as exc:
         report = DatasetReport(path=str(path))
         report.findings.append(finding("D2", path, f"cannot list {path}: {exc.strerror or exc}"))
         return [report]
+    if not children and _is_dataset_without_raw(path, given=True):
+        return [check_dataset(path, check_data=check_data)]
     if not children:
         report = DatasetReport(path=str(path))
         report.findings.append(finding(

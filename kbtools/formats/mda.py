@@ -101,6 +101,19 @@ class MdaInfo(CheckResult):
     def expected_size(self) -> int | None:
         return self.header.expected_size if self.header else None
 
+    @property
+    def channels_timepoints(self) -> tuple[int, int] | None:
+        """``(dims[0], dims[1])`` whenever the header says them, even if the file has other errors.
+
+        A truncated file, a wrong ``num_bytes_per_entry`` or an unsupported data type still has
+        readable dims, so the cross-file rules (G6) can be checked; a header cut short (or
+        big-endian: its num_dims reads out of range) or negative dims cannot tell the channel count.
+        """
+        h = self.header
+        if h is None or len(h.dims) < 2 or h.dims[0] < 1 or h.dims[1] < 0:
+            return None
+        return h.dims[0], h.dims[1]
+
     def to_json(self) -> dict[str, Any]:
         """The mda-info object: the original tool's keys first, in its order, then ours."""
         h = self.header
@@ -223,13 +236,21 @@ def _check_raw_shape(path: str, header: MdaHeader, add: Any) -> None:
 
 
 def check_mda_data(info: MdaInfo, chunk_bytes: int = 64 * 1024 * 1024) -> list[Finding]:
-    """R11: float data must be finite. Reads the whole data part in chunks (imports numpy)."""
+    """R11: float data must be finite. Reads the whole data part in chunks (imports numpy).
+
+    Other findings do not stop it: a truncated file has the samples it holds checked, a wrong
+    ``num_bytes_per_entry`` (which readers ignore) is read with the data type's own size.
+    """
     h = info.header
-    if h is None or not info.valid or h.numpy_dtype is None or h.numpy_dtype[1] != "f":
+    if h is None or h.numpy_dtype is None or h.numpy_dtype[1] != "f" or h.expected_size is None \
+            or info.file_size is None:
         return []
     import numpy as np
 
     count = (h.expected_size - h.header_size) // h.itemsize  # type: ignore[operator]
+    present = max(0, info.file_size - h.header_size) // h.itemsize  # type: ignore[operator]
+    of = f"{count}" if present >= count else f"the {present} present (of {count})"
+    count = min(count, present)
     per_chunk = max(1, chunk_bytes // h.itemsize)
     bad = 0
     first: int | None = None
@@ -238,7 +259,11 @@ def check_mda_data(info: MdaInfo, chunk_bytes: int = 64 * 1024 * 1024) -> list[F
         done = 0
         while done < count:
             n = min(per_chunk, count - done)
-            block = np.frombuffer(f.read(n * h.itemsize), dtype=h.numpy_dtype, count=n)
+            data = f.read(n * h.itemsize)
+            n = len(data) // h.itemsize  # the file may have shrunk since its stat
+            if n == 0:
+                break
+            block = np.frombuffer(data, dtype=h.numpy_dtype, count=n)
             mask = ~np.isfinite(block)
             nbad = int(mask.sum())
             if nbad and first is None:
@@ -250,7 +275,7 @@ def check_mda_data(info: MdaInfo, chunk_bytes: int = 64 * 1024 * 1024) -> list[F
     where = ""
     if first is not None and len(h.dims) >= 2:
         where = f"; the first is channel {first % h.dims[0]}, timepoint {first // h.dims[0]}"
-    return [finding("R11", info.path, f"{bad} of {count} samples are NaN or infinite{where}")]
+    return [finding("R11", info.path, f"{bad} of {of} samples are NaN or infinite{where}")]
 
 
 def read_mda(path: str | os.PathLike[str]) -> Any:

@@ -67,16 +67,20 @@ def check_params(path: str | os.PathLike[str]) -> ParamsInfo:
 def parse_params(path: Path, data: bytes, findings: list[Finding]) -> dict[str, Any] | None:
     """Strict JSON parse: no BOM, no NaN/Infinity, an object at the top; duplicates are P7."""
     add = findings.append
+    # A BOM or a bad byte is P2, and the rest is still parsed and checked: one finding does not
+    # hide the others (a bad byte inside a string leaves the object readable).
+    repaired = False
     if data.startswith(BOM):
         add(finding("P2", path, "params.json starts with a UTF-8 byte order mark", line=1,
                     column=1))
-        return None
+        data = data[len(BOM):]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         add(finding("P2", path, f"params.json is not valid UTF-8 (byte {exc.start})",
                     line=data.count(b"\n", 0, exc.start) + 1))
-        return None
+        text = data.decode("utf-8", errors="replace")
+        repaired = True
 
     def constant(name: str) -> float:
         add(finding("P2", path, f"{name} is not JSON (Python accepts it, JavaScript does not)"))
@@ -93,7 +97,9 @@ def parse_params(path: Path, data: bytes, findings: list[Finding]) -> dict[str, 
     try:
         value = json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
-        add(finding("P2", path, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno))
+        if not repaired:  # else the bad byte, already reported, is the likely cause
+            add(finding("P2", path, f"invalid JSON: {exc.msg}", line=exc.lineno,
+                        column=exc.colno))
         return None
     except RecursionError:
         add(finding("P2", path, "invalid JSON: nested too deeply"))
@@ -127,7 +133,8 @@ def check_params_object(path: Path, params: dict[str, Any], findings: list[Findi
     if isinstance(sr, float) and math.isnan(sr):
         findings.append(finding("P4", path, "samplerate is NaN", field="samplerate"))
     spike, detect = params.get("spike_sign"), params.get("detect_sign")
-    if "spike_sign" in params and "detect_sign" in params and spike != detect:
+    signs_valid = all(type(v) is int and v in (-1, 0, 1) for v in (spike, detect))
+    if "spike_sign" in params and "detect_sign" in params and signs_valid and spike != detect:
         findings.append(finding(
             "P6", path, f"detect_sign ({detect}) differs from spike_sign ({spike}); the "
                         f"MountainSort scripts use detect_sign", severity="warning",

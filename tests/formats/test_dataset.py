@@ -82,13 +82,79 @@ def test_transposed_raw_is_named(tmp_path):
     assert codes(report) == ["G6"] and "transposed" in report.findings[0].hint
 
 
-def test_broken_raw_skips_row_check_and_keeps_summary_empty(tmp_path):
-    ds = dataset(tmp_path)
+def test_truncated_raw_still_gets_the_row_check_and_its_shape(tmp_path):
+    # issue 11 item 6: a truncated raw.mda whose header is readable hid G6 and the channel count
+    ds = dataset(tmp_path, channels=32, samples=100)
     data = (ds / "raw.mda").read_bytes()
     (ds / "raw.mda").write_bytes(data[:-10])
     report = check_dataset(ds)
-    assert codes(report) == ["R7"] and report.summary["num_channels"] is None
+    assert codes(report) == ["R7"]
+    assert report.summary["num_channels"] == 32 and report.summary["num_timepoints"] == 100
+    (ds / "geom.csv").write_text("0,0\n0,20\n20,0\n")
+    report = check_dataset(ds)
+    assert codes(report) == ["R7", "G6"]
+    assert report.findings[1].message == "geom.csv has 3 rows but raw.mda has 32 channels"
     kb_check_json([report])
+
+
+def test_raw_errors_that_keep_the_dims_readable_keep_the_row_check(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "geom.csv").write_text("0,0\n0,20\n")
+    raw = ds / "raw.mda"
+    data = bytearray(raw.read_bytes())
+    data[4:8] = (4).to_bytes(4, "little", signed=True)          # R4: wrong num_bytes_per_entry
+    raw.write_bytes(bytes(data))
+    assert codes(check_dataset(ds)) == ["R4", "G6"]
+    data[4:8] = (2).to_bytes(4, "little", signed=True)
+    data[0:4] = (-9).to_bytes(4, "little", signed=True)         # R3: int64, dims still readable
+    raw.write_bytes(bytes(data))
+    assert codes(check_dataset(ds)) == ["R3", "G6"]
+
+
+def test_raw_errors_that_hide_the_channel_count_skip_the_row_check(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "geom.csv").write_text("0,0\n0,20\n")
+    raw = ds / "raw.mda"
+    good = raw.read_bytes()
+    raw.write_bytes(good[:14])                                   # R2: cut inside the dims
+    assert codes(check_dataset(ds)) == ["R2"]
+    big = b"".join(int.from_bytes(good[i:i + 4], "little", signed=True).to_bytes(4, "big", signed=True)
+                   for i in range(0, 20, 4)) + good[20:]
+    raw.write_bytes(big)                                         # big-endian: no dims to trust
+    report = check_dataset(ds)
+    assert codes(report) == ["R3", "R5"] and report.summary["num_channels"] is None
+    data = bytearray(good)
+    data[12:16] = (-4).to_bytes(4, "little", signed=True)       # R6: a negative channel count
+    raw.write_bytes(bytes(data))
+    assert codes(check_dataset(ds)) == ["R6"]
+
+
+def test_a_dataset_missing_raw_mda_still_has_its_other_files_checked(tmp_path):
+    ds = dataset(tmp_path)
+    (ds / "raw.mda").unlink()
+    (ds / "params.json").write_text('{"samplerate": "30000"}')
+    reports = check_tree(ds)                        # the dataset itself: not D1 "no dataset"
+    assert [r.path for r in reports] == [str(ds)] and codes(reports[0]) == ["R1", "P4"]
+    other = dataset(tmp_path, name="ok")
+    reports = check_tree(tmp_path)                  # a study: the dataset is not skipped
+    assert [r.path for r in reports] == [str(ds), str(other)]
+    assert codes(reports[0]) == ["R1", "P4"] and reports[1].valid
+    (tmp_path / "analysis").mkdir()                 # one stray params.json is no dataset
+    (tmp_path / "analysis" / "params.json").write_text("{}")
+    assert len(check_tree(tmp_path)) == 2
+    kb_check_json(reports)
+
+
+def test_r11_checks_the_samples_a_truncated_file_holds(tmp_path):
+    ds = dataset(tmp_path)
+    x = np.zeros((4, 10), np.float32)
+    x[1, 2] = np.nan
+    write_mda(ds / "raw.mda", x)
+    data = (ds / "raw.mda").read_bytes()
+    (ds / "raw.mda").write_bytes(data[:-8])
+    report = check_dataset(ds, check_data=True)
+    assert codes(report) == ["R7", "R11"]
+    assert "1 of the 38 present (of 40) samples" in report.findings[1].message
 
 
 def test_check_tree_on_dataset_and_study(tmp_path):

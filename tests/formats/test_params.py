@@ -44,10 +44,22 @@ def test_p1_missing_and_directory(tmp_path):
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b'{"samplerate": 30000,}', b"[30000]", b'"x"',
-                                  b'\xef\xbb\xbf{"samplerate": 30000}', b'{"samplerate": 3\xff}'])
+                                  b'{"samplerate": 3\xff}'])
 def test_p2_not_a_strict_json_object(tmp_path, data):
     info = params(tmp_path, data)
     assert codes(info) == ["P2"] and info.samplerate is None
+
+
+@pytest.mark.parametrize("data", [b'\xef\xbb\xbf{"samplerate": "30000", "spike_sign": 5}',
+                                  b'{"samplerate": "30000", "spike_sign": 5, "lab": "\xff"}'])
+def test_p2_bom_or_bad_byte_does_not_hide_the_other_rules(tmp_path, data):
+    info = params(tmp_path, data)
+    assert codes(info, "error") == ["P2", "P4", "P5"]
+
+
+def test_p2_bom_keeps_the_samplerate_readable(tmp_path):
+    info = params(tmp_path, b'\xef\xbb\xbf{"samplerate": 30000}')
+    assert codes(info) == ["P2"] and not info.valid and info.samplerate == 30000.0
 
 
 def test_p2_syntax_error_has_location(tmp_path):
@@ -87,6 +99,11 @@ def test_p6_bad_detect_sign(tmp_path, value):
 def test_p6_conflict_is_warning(tmp_path):
     info = params(tmp_path, '{"samplerate": 30000, "spike_sign": -1, "detect_sign": 1}')
     assert codes(info, "warning") == ["P6"] and info.valid
+
+
+def test_p6_conflict_only_between_two_valid_signs(tmp_path):
+    info = params(tmp_path, '{"samplerate": 30000, "spike_sign": 5, "detect_sign": 1}')
+    assert codes(info) == ["P5"]
 
 
 def test_p7_duplicate_key_warning_last_wins(tmp_path):
