@@ -1,6 +1,8 @@
 """geom-check: valid, findings, --channels and --mda, exit codes."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from kbtools.cli.geom_check import GeomCheck
@@ -65,5 +67,33 @@ def test_random_text_never_crashes(tmp_path):
     for _ in range(40):
         p.write_bytes(bytes(rng.choice(alphabet, size=int(rng.integers(0, 60))).tolist()))
         r = run_cli(GeomCheck, p, "--channels", "3")
-        assert r.code in (0, 1) and r.stderr == ""
+        assert r.code in (0, 1) and r.stderr.startswith(f"{p}: ") and r.stderr.count("\n") == 1
         validate(r.json, "geom-check")
+
+
+def test_truncated_mda_still_gives_the_channel_count(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n0,20\n")
+    write_mda(tmp_path / "raw.mda", np.zeros((3, 10), np.int16))
+    os.truncate(tmp_path / "raw.mda", 30)
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--mda", tmp_path / "raw.mda")
+    assert r.code == 1 and [f["code"] for f in r.json["findings"]] == ["R7", "G6"]
+    validate(r.json, "geom-check")
+
+
+def test_verdict_line_and_quiet(tmp_path):
+    geom = tmp_path / "geom.csv"
+    geom.write_text("x,y\n0,0\n0,0\n")
+    r = run_cli(GeomCheck, geom, "--channels", "3")
+    assert r.code == 1
+    assert r.stderr == (f"{geom}: invalid: G3 field 1 is 'x', not a number: a header row?; "
+                        "1 more error, 1 warning\n")
+    q = run_cli(GeomCheck, "-q", geom, "--channels", "3")
+    assert q.stderr == "" and q.stdout == r.stdout and q.code == 1
+    geom.write_text("0,0\n")
+    assert run_cli(GeomCheck, geom).stderr == f"{geom}: valid\n"
+
+
+def test_verdict_names_the_raw_file_of_its_findings(tmp_path):
+    (tmp_path / "geom.csv").write_text("0,0\n")
+    r = run_cli(GeomCheck, tmp_path / "geom.csv", "--mda", tmp_path / "raw.mda")
+    assert r.stderr.startswith(f"{tmp_path / 'geom.csv'}: invalid: R1 {tmp_path / 'raw.mda'}: ")

@@ -58,3 +58,57 @@ def test_real_pipe(tmp_path):
 
 def test_no_argument_is_usage_error():
     assert run_cli(KbCheck).code == 2
+
+
+def test_one_verdict_line_per_dataset_on_stderr(tmp_path):
+    # issue 11 item 7: a person sees the verdict, not only 70 lines of JSON
+    d1, d2, d3 = write_sample_study(tmp_path, names=("d1", "d2", "d3"), channels=32, samples=100)
+    raw = (d1 / "raw.mda").read_bytes()
+    (d1 / "raw.mda").write_bytes(raw[:-10])
+    (d1 / "geom.csv").write_text("0,0\n0,20\n")
+    (d1 / "params.json").write_text('{"samplerate": 0}')
+    with open(d3 / "raw.mda", "ab") as f:
+        f.write(b"\0")
+    r = run_cli(KbCheck, tmp_path)
+    assert r.code == 1
+    validate(r.json, "kb-check")
+    assert r.stderr.splitlines() == [
+        f"{d1}: invalid: R7 raw.mda: truncated: expected {len(raw)} bytes, found {len(raw) - 10}"
+        "; 2 more errors",
+        f"{d2}: valid",
+        f"{d3}: valid; 1 warning: R8 raw.mda: 1 trailing bytes after the data are ignored",
+    ]
+
+
+def test_quiet_keeps_stdout_and_silences_stderr(tmp_path):
+    write_sample_study(tmp_path, names=("d1",), samples=100)
+    loud, quiet = run_cli(KbCheck, tmp_path), run_cli(KbCheck, "-q", tmp_path)
+    assert loud.stderr == f"{tmp_path / 'd1'}: valid\n"
+    assert quiet.code == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout
+    assert run_cli(KbCheck, "--quiet", tmp_path / "missing").stderr == ""
+
+
+def test_d2_and_d1_get_a_verdict_line_too(tmp_path):
+    r = run_cli(KbCheck, tmp_path / "missing", tmp_path)
+    assert r.stderr.splitlines() == [
+        f"{tmp_path / 'missing'}: invalid: D2 {tmp_path / 'missing'} does not exist",
+        f"{tmp_path}: invalid: D1 no dataset in {tmp_path}: neither it nor a subdirectory holds "
+        "raw.mda"]
+
+
+def test_a_newline_in_a_name_keeps_the_verdict_one_line(tmp_path):
+    (ds,) = write_sample_study(tmp_path, names=("a\nb",), samples=100)
+    r = run_cli(KbCheck, ds)
+    assert r.code == 0 and r.stderr == str(ds).replace("\n", "\\n") + ": valid\n"
+
+
+def test_a_truncated_raw_still_gets_the_geometry_check(tmp_path):
+    # issue 11 item 6, through the command
+    (ds,) = write_sample_study(tmp_path, names=("dataset1",), channels=32, samples=100)
+    raw = (ds / "raw.mda").read_bytes()
+    (ds / "raw.mda").write_bytes(raw[:-10])
+    (ds / "geom.csv").write_text("0,0\n0,20\n")
+    r = run_cli(KbCheck, ds)
+    dataset = r.json["datasets"][0]
+    assert [f["code"] for f in dataset["findings"]] == ["R7", "G6"]
+    assert dataset["summary"]["num_channels"] == 32

@@ -114,5 +114,26 @@ def test_random_bytes_never_crash(tmp_path):
             data = struct.pack("<iii", int(rng.integers(-9, 1)), 2, int(rng.integers(-3, 4))) + data[12:]
         p.write_bytes(data)
         r = run_cli(MdaInfo, p)
-        assert r.code in (0, 1) and r.stderr == "", (data.hex(), r.stderr)
+        # nothing on stderr but the verdict line
+        assert r.code in (0, 1) and r.stderr.startswith(f"{p}: ") and r.stderr.count("\n") == 1, \
+            (data.hex(), r.stderr)
         validate(r.json, "mda-info")
+
+
+def test_verdict_line_and_quiet(tmp_path):
+    write_mda(tmp_path / "x.mda", np.zeros((4, 100), np.int16))
+    assert run_cli(MdaInfo, tmp_path / "x.mda").stderr == f"{tmp_path / 'x.mda'}: valid\n"
+    os.truncate(tmp_path / "x.mda", 100)
+    r = run_cli(MdaInfo, tmp_path / "x.mda")
+    assert r.stderr == f"{tmp_path / 'x.mda'}: invalid: R7 truncated: expected 820 bytes, found 100\n"
+    q = run_cli(MdaInfo, "-q", tmp_path / "x.mda")
+    assert q.code == 1 and q.stderr == "" and q.stdout == r.stdout
+
+
+def test_check_data_reads_what_a_truncated_float_file_holds(tmp_path):
+    x = np.zeros((2, 5), np.float32)
+    x[1, 0] = np.inf
+    write_mda(tmp_path / "x.mda", x)
+    os.truncate(tmp_path / "x.mda", 20 + 4 * 4)
+    r = run_cli(MdaInfo, tmp_path / "x.mda", "--check-data")
+    assert [f["code"] for f in r.json["findings"]] == ["R7", "R11"]

@@ -44,7 +44,19 @@ def test_random_text_never_crashes(tmp_path):
     for _ in range(60):
         p.write_text("".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))))
         r = run_cli(ParamsCheck, p)
-        assert r.code in (0, 1) and r.stderr == ""
+        assert r.code in (0, 1) and r.stderr.startswith(f"{p}: ") and r.stderr.count("\n") == 1
         validate(r.json, "params-check")
     p.write_text("[" * 100000)
     assert run_cli(ParamsCheck, p).code == 1
+
+
+def test_verdict_line_and_quiet(tmp_path):
+    p = tmp_path / "params.json"
+    p.write_text('{"samplerate": "30000", "spike_sign": 5}')
+    r = run_cli(ParamsCheck, p)
+    assert r.stderr == (f"{p}: invalid: P4 samplerate is a JSON string (\"30000\"); it must be a "
+                        "number; 1 more error\n")
+    q = run_cli(ParamsCheck, p, "--quiet")
+    assert q.stderr == "" and q.stdout == r.stdout and q.code == 1
+    p.write_text('{"samplerate": 30000}')
+    assert run_cli(ParamsCheck, p).stderr == f"{p}: valid\n"
