@@ -16,7 +16,12 @@ _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 127: "\\x
 
 
 def _one_line(text: str) -> str:
-    """Control characters (a newline in a file name) escaped, so that the line stays one line."""
+    """Control characters (a newline in a file name) escaped, so that the line stays one line;
+    the bytes of a name that is not UTF-8 shown as ``\\xff``, on any terminal encoding."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name produced
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text.translate(_CONTROL)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 from kbtools.cli.kb_check import KbCheck
@@ -112,3 +113,13 @@ def test_a_truncated_raw_still_gets_the_geometry_check(tmp_path):
     dataset = r.json["datasets"][0]
     assert [f["code"] for f in dataset["findings"]] == ["R7", "G6"]
     assert dataset["summary"]["num_channels"] == 32
+
+
+def test_a_name_that_is_not_utf8_shows_its_byte_in_the_verdict(tmp_path):
+    name = os.fsdecode(b"ds\xff")
+    (tmp_path / name).mkdir()
+    r = run_cli(KbCheck, tmp_path / name)
+    assert r.stderr.startswith(str(tmp_path) + "/ds\\xff: invalid: D1 ")
+    p = subprocess.run([str(ROOT / "bin" / "kb-check"), "-"], input=b"ds\xff\n", capture_output=True,
+                       cwd=tmp_path, env={**os.environ, "LC_ALL": "C"})
+    assert p.returncode == 1 and p.stderr.startswith(b"ds\\xff: invalid: D1 ")
