@@ -687,14 +687,26 @@
         "; x " + minX + " to " + maxX + ", y " + minY + " to " + maxY + " (geom.csv units, usually µm; y upward)."));
   }
 
+  /** A word for a POSIX shell: as it is when it needs no quoting, else in single quotes. */
+  function shellWord(text) {
+    return /^[A-Za-z0-9_.,:/@%+=-]+$/.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'";
+  }
+
+  /** The hub the page reads, as `kb-get --hub` takes it: it resolves the node on any machine. */
+  function hubUrl() {
+    return apiRoot.href.replace(/\/+$/, "");
+  }
+
   function usage(id, segments) {
     const here = segments.join("/");
     const folder = segments.length ? segments[segments.length - 1] : id;
     const quote = (s) => JSON.stringify(s);
+    const kbGet = ["kb-get", "--hub", hubUrl(), "kbucket://" + id + "/" + here, "-o", folder]
+      .map(shellWord).join(" ");
     return h("div", { class: "usage" },
       h("h3", null, "Use it"),
-      h("p", null, "Download and verify the dataset:"),
-      copyBlock("kb-get kbucket://" + id + "/" + here, "kb-get command"),
+      h("p", null, "Download and verify the dataset, on any machine that reaches this hub:"),
+      copyBlock(kbGet, "kb-get command"),
       h("p", null, "Then read it with SpikeInterface:"),
       copyBlock("import spikeinterface.extractors as se\n"
         + "recording = se.read_mda_recording(" + quote(folder) + ", raw_fname=\"raw.mda\", "
@@ -703,10 +715,23 @@
 
   // ---- start -----------------------------------------------------------------------------------
 
-  function renderError(err, id) {
+  async function renderError(err, id) {
     const notHere = /Unable to locate node/i.test(err.message);
-    setCrumbs([{ label: "kbtools" }]);
-    document.title = "Not available · kbtools";
+    // The top bar names the hub (the brand beside it already says "kbtools").
+    let hub = null;
+    try {
+      hub = (await getJson(new URL("api/self", apiRoot).href)).info || null;
+    } catch (err2) {
+      hub = null;  // an original hub has no /api/self, or the hub is down
+    }
+    const hubName = hub && (hub.name || nodeIdOf(hub));
+    const trail = [];
+    if (hubName) {
+      trail.push({ label: hubName, href: query.get("kbucket_url") ? viewHref("hub", nodeIdOf(hub)) : "./" });
+    }
+    trail.push({ label: id || "Not available" });
+    setCrumbs(trail);
+    document.title = "Not available · " + (hubName ? hubName + " · " : "") + "kbtools";
     show(h("section", { class: "problem" },
       h("h1", null, id ? "Cannot show node " + id : "Cannot show this hub"),
       h("p", { class: "error", role: "alert" }, err.message),
@@ -734,7 +759,7 @@
       if (type === "hub") renderHub(nodeId, nodeinfo);
       else await renderShare(nodeId, nodeinfo, segments);
     } catch (err) {
-      renderError(err, id);
+      await renderError(err, id);
     }
   }
 

@@ -6,10 +6,14 @@ no uncaught exception.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
 
 from playwright.sync_api import expect
 
+from kbtools.formats.sample import write_sample_dataset
+from tests.conftest import ROOT
 from tests.web.network import MANY_FILES, ODD_NAME, OWNER, SHARE_DESCRIPTION, page_url
 
 
@@ -56,7 +60,7 @@ def test_hub_share_dataset_and_download(page, network):
 
     expect(dataset.locator("pre.json")).to_contain_text('"samplerate": 30000')
     lines = dataset.locator(".usage .copy-text").all_inner_texts()
-    assert lines[0] == f"kb-get kbucket://{network.share_id}/dataset1"
+    assert lines[0] == f"kb-get --hub {network.hub_url} kbucket://{network.share_id}/dataset1 -o dataset1"
     assert 'se.read_mda_recording("dataset1"' in lines[1]
 
     raw = network.share_dir / "dataset1" / "raw.mda"
@@ -151,6 +155,13 @@ def test_a_node_that_is_not_connected_gets_a_message(page, network, console):
     page.goto(page_url(network, node_id="0123456789ab"))
     expect(page.locator(".problem h1")).to_have_text("Cannot show node 0123456789ab")
     expect(page.locator(".problem")).to_contain_text("not connected to this hub")
+    # issue 11 item 10: the top bar names the hub, not "kbtools kbtools"
+    expect(page.locator("#crumbs li")).to_have_text([network.hub_name, "0123456789ab"])
+    assert page.locator("header.top").inner_text().split() == ["kbtools", network.hub_name, "0123456789ab"]
+    assert network.hub_name in page.title()
+    page.locator("#crumbs").get_by_role("link", name=network.hub_name).click()
+    expect(page.locator("h1")).to_contain_text(network.hub_name)
+    page.goto(page_url(network, node_id="0123456789ab"))
     page.get_by_role("link", name="Back to this hub's page").click()
     expect(page.locator("h1")).to_contain_text(network.hub_name)
 
@@ -169,3 +180,39 @@ def test_a_phone_sees_the_dataset_without_scrolling_sideways(browser, network, c
     finally:
         context.close()
     assert console.unexpected() == []
+
+
+def test_the_kb_get_line_works_as_pasted_on_another_machine(page, network, tmp_path):
+    # issue 11 item 8: the line names the hub, so no KBUCKET_URL is needed where it is pasted
+    page.goto(page_url(network, share=network.share_id, path="dataset1"))
+    line = page.locator("section.dataset .usage .copy-text").first
+    expect(line).to_contain_text("kb-get --hub")
+    env = {k: v for k, v in os.environ.items() if k != "KBUCKET_URL"}
+    env["PATH"] = f"{ROOT / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["KBUCKET_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run(["sh", "-c", line.inner_text()], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    source = network.share_dir / "dataset1"
+    for name in ("raw.mda", "geom.csv", "params.json"):
+        assert (tmp_path / "dataset1" / name).read_bytes() == (source / name).read_bytes()
+
+
+def test_a_truncated_raw_mda_still_shows_its_channels_and_every_finding(page, network):
+    # issue 11 item 6: the header says 32 channels; the data is cut short; geom.csv has 30 rows
+    folder = network.share_dir / "notes" / "cut32"
+    write_sample_dataset(folder, channels=32, samples=1000)
+    raw = folder / "raw.mda"
+    os.truncate(raw, raw.stat().st_size - 100)
+    rows = (folder / "geom.csv").read_text().splitlines()
+    (folder / "geom.csv").write_text("\n".join(rows[:30]) + "\n")
+    page.goto(page_url(network, share=network.share_id, path="notes/cut32"))
+    dataset = page.locator("section.dataset")
+    expect(dataset.locator(".verdict")).to_contain_text("Not valid")
+    expect(dataset.locator(".verdict")).to_contain_text("2 errors")
+    terms = [t.lower() for t in dataset.locator(".meta dt").all_inner_texts()]
+    meta = dict(zip(terms, dataset.locator(".meta dd").all_inner_texts()))
+    assert meta["channels × samples"] == "32 × 1,000"
+    assert [c.inner_text() for c in dataset.locator(".finding code").all()] == ["R7", "G6"]
+    expect(dataset.locator(".finding").nth(1)).to_contain_text("geom.csv has 30 rows but raw.mda has 32 channels")
+    expect(dataset.locator("svg.probe-drawing circle")).to_have_count(30)
