@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from kbtools.node import identity as node_identity
 
 _MAX_ARRAY_INDEX = 2**32 - 2
+_MAX_SAFE_INTEGER = 2**53
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -95,7 +96,9 @@ def _js_order(obj: Any) -> tuple[Any, bool]:
             out.append(v2)
         return out, slow
     if isinstance(obj, float):
-        if obj.is_integer() and abs(obj) < 1e21:
+        # below 2**53 an integral double prints as its integer; above, Number#toString keeps only
+        # the shortest round-trip digits (2.0**60 is "1152921504606847000"): js_number does that
+        if obj.is_integer() and abs(obj) <= _MAX_SAFE_INTEGER:
             return int(obj), False
         return obj, True
     return obj, False

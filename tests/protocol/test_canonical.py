@@ -65,3 +65,75 @@ def test_js_key_order_and_escapes():
 ])
 def test_js_number(value, text):
     assert js_number(value) == text
+
+
+# Each case below is one that plain json.dumps writes differently; the fast-path detector must
+# send it to the JS path however deep it sits.
+@pytest.mark.parametrize("value,text", [
+    ({"a": {"10": 1, "2": 2}}, '{"a":{"2":2,"10":1}}'),
+    ({"a": {"b": 1.0}}, '{"a":{"b":1}}'),
+    ([{"10": 1, "2": 2}], '[{"2":2,"10":1}]'),
+    ([[1.0]], "[[1]]"),
+    ({"a": [{"b": [2.0]}]}, '{"a":[{"b":[2]}]}'),
+    ({"s": "x", "i": 3, "a": {"b": [1e-7]}}, '{"s":"x","i":3,"a":{"b":[1e-7]}}'),
+    ([1e-7], "[1e-7]"),
+    ({"a": 1e-7}, '{"a":1e-7}'),
+    ({"a": 1e-7, "b": 1}, '{"a":1e-7,"b":1}'),
+    ([1e-7, 1, "x"], '[1e-7,1,"x"]'),
+    ({"10": 1, "2": 2}, '{"2":2,"10":1}'),  # all keys integer-like: reordered all the same
+    ({"2": 1, "10": 2, "1": 3}, '{"1":3,"2":1,"10":2}'),
+    ({"b": 1, "a": 2}, '{"b":1,"a":2}'),  # other keys keep their insertion order
+])
+def test_js_differences_are_found_at_any_depth(value, text):
+    assert canonical_json(value) == text
+    assert canonical_json(json.loads(json.dumps(value))) == text
+
+
+def test_the_slow_path_writes_every_other_type_like_json_stringify():
+    # a float that is not integral sends the whole value down the slow path
+    value = {"f": 1.5, "l": [1, -2, "s", True, False, None, [], {}], "s": "é\u2028\"\\\n\x01",
+             "i": 10**15, "t": True, "n": None, "o": {"x": [0.5, "y"]}, "e": ""}
+    assert canonical_json(value) == ('{"f":1.5,"l":[1,-2,"s",true,false,null,[],{}],'
+                                     '"s":"é\u2028\\"\\\\\\n\\u0001","i":1000000000000000,'
+                                     '"t":true,"n":null,"o":{"x":[0.5,"y"]},"e":""}')
+    assert canonical_json([0.5, "\ud800", 1]) == '[0.5,"\\ud800",1]'
+
+
+def test_non_finite_numbers_are_null():
+    # json.loads accepts NaN and Infinity from the network; JSON.stringify writes them as null
+    message = json.loads('{"a": NaN, "b": [Infinity, -Infinity], "c": {"d": NaN}}')
+    assert canonical_json(message) == '{"a":null,"b":[null,null],"c":{"d":null}}'
+    assert canonical_json(float("inf")) == "null"
+    assert js_number(float("nan")) == js_number(float("-inf")) == "null"
+
+
+def test_array_index_keys_stop_at_two_to_the_32_minus_2():
+    assert is_array_index("4294967294") and not is_array_index("4294967295")
+    assert canonical_json({"b": 0, "4294967295": 1, "4294967294": 2, "7": 3}) \
+        == '{"7":3,"4294967294":2,"b":0,"4294967295":1}'
+    # digits outside ASCII are not integer-like (and int() of "²" would raise)
+    assert canonical_json({"b": 0, "\u0663": 1, "\u00b2": 2}) == '{"b":0,"\u0663":1,"\u00b2":2}'
+    assert not is_array_index("") and not is_array_index("1.0") and not is_array_index("+1")
+
+
+@pytest.mark.parametrize("value,text", [
+    (123.0, "123"), (1e20, "100000000000000000000"), (1.5e22, "1.5e+22"), (-1.5e22, "-1.5e+22"),
+    (1e21, "1e+21"), (-0.0, "0"), (0.0, "0"), (1e-6, "0.000001"), (1.5e-7, "1.5e-7"),
+    (123456.789, "123456.789"), (0.001234, "0.001234"), (5e-324, "5e-324"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"), (2.0**60, "1152921504606847000"),
+    (-7, "-7"), (12.5, "12.5"), (1234567.0, "1234567"), (1e15 + 0.5, "1000000000000000.5"),
+])
+def test_js_number_edges(value, text):
+    assert js_number(value) == text
+    assert canonical_json([value]) == f"[{text}]"
+
+
+def test_integral_floats_above_two_to_the_53_keep_the_shortest_digits():
+    # int(6.447140947809213e16) is 64471409478092128; Number#toString writes 64471409478092130
+    assert canonical_json({"t": 6.447140947809213e16}) == '{"t":64471409478092130}'
+    assert canonical_json([2.0**53, -(2.0**53)]) == "[9007199254740992,-9007199254740992]"
+
+
+def test_js_number_refuses_bools():
+    with pytest.raises(TypeError):
+        js_number(True)
