@@ -7,16 +7,18 @@ Public API::
     download(urls, target, sha1, size) -> DownloadResult   # parallel Range, resume, verified
     fetch_file(resolution, target, cache) -> FetchOutcome  # target, cache, then network
     Sha1Cache(root=None)                          # <root>/<s0>/<s1s2>/<sha1>, $KBUCKET_CACHE_DIR
+    configured_hub(option) -> str | None          # --hub, else $KBUCKET_URL, checked (BadHubUrl)
 """
-from .cache import Sha1Cache, default_cache_dir
+from .cache import Sha1Cache, cache_disabled, default_cache_dir
 from .download import DownloadOptions, DownloadResult, download
-from .errors import BadUrl, ClientError, NotFound, PeerError, VerificationError
+from .errors import BadHubUrl, BadUrl, ClientError, NotFound, PeerError, VerificationError
 from .fetch import FetchOutcome, fetch_file
 from .resolve import Entry, Resolution, Resolver, resolve
-from .urls import parse_url
+from .urls import configured_hub, parse_url
 
 __all__ = [
-    "BadUrl", "ClientError", "DownloadOptions", "DownloadResult", "Entry", "FetchOutcome",
+    "BadHubUrl", "BadUrl", "ClientError", "DownloadOptions", "DownloadResult", "Entry", "FetchOutcome",
     "NotFound", "PeerError", "Resolution", "Resolver", "Sha1Cache", "VerificationError",
-    "default_cache_dir", "download", "fetch_file", "parse_url", "resolve",
+    "cache_disabled", "configured_hub", "default_cache_dir", "download", "fetch_file", "parse_url",
+    "resolve",
 ]

@@ -70,6 +70,15 @@ class DownloadResult:
     bytes_fetched: int  # over the network in this run
     bytes_resumed: int  # found on disk from an earlier run
     urls_used: list[str] = field(default_factory=list)
+    bytes_by_url: dict[str, int] = field(default_factory=dict)  # bytes fetched in this run, per URL
+
+    @property
+    def source(self) -> str | None:
+        """The URL that served the file (the one that served the most bytes in this run; the
+        first URL used when everything was already on disk)."""
+        if any(self.bytes_by_url.values()):
+            return max(self.bytes_by_url, key=lambda url: self.bytes_by_url[url])
+        return self.urls_used[0] if self.urls_used else None
 
 
 class Stopped(ClientError):
@@ -198,8 +207,10 @@ class Sources:
     """The download URLs in order of preference, each dropped after it fails for good."""
 
     def __init__(self, urls: list[str], size: int | None, options: DownloadOptions,
-                 session: requests.Session, health: HostHealth | None = None) -> None:
+                 session: requests.Session, health: HostHealth | None = None,
+                 on_url: Callable[[str], None] | None = None) -> None:
         self.urls = list(urls)
+        self.on_url = on_url  # told each URL when it starts serving
         self.size = size
         self.options = options
         self.session = session
@@ -228,6 +239,8 @@ class Sources:
                     self.probed.add(url)
                 if url not in self.used:
                     self.used.append(url)
+                    if self.on_url is not None:
+                        self.on_url(url)
                 return url
             raise PeerError(self.summary())
 
@@ -343,7 +356,8 @@ class Download:
     def __init__(self, urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
                  options: DownloadOptions | None = None,
                  progress: Callable[[int], None] | None = None,
-                 stop: threading.Event | None = None, health: HostHealth | None = None) -> None:
+                 stop: threading.Event | None = None, health: HostHealth | None = None,
+                 on_url: Callable[[str], None] | None = None) -> None:
         if not urls:
             raise PeerError("no download URL to try")
         self.urls = list(urls)
@@ -354,7 +368,9 @@ class Download:
         self.progress = progress or (lambda count: None)
         self.stop = stop or threading.Event()
         self.health = health or HostHealth()
+        self.on_url = on_url
         self.fetched = 0
+        self.fetched_by_url: dict[str, int] = {}
         self.fetched_lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.state: PartState | None = None
@@ -395,7 +411,7 @@ class Download:
     def _run_locked(self, fd: int, part: Path) -> DownloadResult:
         remaining = list(self.urls)
         used_all: list[str] = []
-        sources = Sources(remaining, self.size, self.options, self.session(), self.health)
+        sources = Sources(remaining, self.size, self.options, self.session(), self.health, self.on_url)
         if self.size is None:
             sources.current()  # the first probe learns the size from Content-Length
             self.size = sources.size
@@ -422,7 +438,8 @@ class Download:
             if digest == self.sha1:
                 os.replace(part, self.target)
                 state.remove()
-                return DownloadResult(self.target, size, self.sha1, self.fetched, resumed_bytes, used_all)
+                return DownloadResult(self.target, size, self.sha1, self.fetched, resumed_bytes, used_all,
+                                      dict(self.fetched_by_url))
             if resumed:
                 # The bytes kept from an earlier run are the first suspects: fetch them again.
                 with state.lock:
@@ -439,7 +456,9 @@ class Download:
                 )
             with state.lock:
                 state.done = set()
-            sources = Sources(remaining, size, self.options, self.session(), self.health)
+            with self.fetched_lock:
+                self.fetched_by_url.clear()  # the bytes that count are those of the next round
+            sources = Sources(remaining, size, self.options, self.session(), self.health, self.on_url)
 
     def _chunk_span(self, index: int, state: PartState) -> tuple[int, int]:
         start = index * state.chunk_size
@@ -596,6 +615,7 @@ class Download:
                 rnd.written[index] = position
                 with self.fetched_lock:
                     self.fetched += count
+                    self.fetched_by_url[url] = self.fetched_by_url.get(url, 0) + count
                 self.progress(count)
             if position < end:
                 raise _RangeFailure(position, "connection closed mid-transfer", fatal=False)
@@ -625,6 +645,8 @@ def body_reader(response: requests.Response) -> Callable[[memoryview], int]:
 def download(urls: list[str], target: str | os.PathLike[str], sha1: str, size: int | None,
              options: DownloadOptions | None = None,
              progress: Callable[[int], None] | None = None,
-             stop: threading.Event | None = None, health: HostHealth | None = None) -> DownloadResult:
-    """Download ``sha1`` from the first working URL of ``urls`` into ``target``, verified."""
-    return Download(urls, target, sha1, size, options, progress, stop, health).run()
+             stop: threading.Event | None = None, health: HostHealth | None = None,
+             on_url: Callable[[str], None] | None = None) -> DownloadResult:
+    """Download ``sha1`` from the first working URL of ``urls`` into ``target``, verified.
+    ``on_url`` is told each URL when it starts serving bytes (the first, then any fallback)."""
+    return Download(urls, target, sha1, size, options, progress, stop, health, on_url).run()

@@ -1,7 +1,7 @@
 """Failures of the client, each with the exit code of the shared command contract."""
 from __future__ import annotations
 
-from kbtools.errors import EXIT_FINDINGS, EXIT_RUNTIME, KbError
+from kbtools.errors import EXIT_FINDINGS, EXIT_RUNTIME, KbError, UsageError
 
 
 class ClientError(KbError):
@@ -28,3 +28,7 @@ class PeerError(ClientError):
 
 class VerificationError(PeerError):
     """The bytes received do not have the expected SHA-1 or size."""
+
+
+class BadHubUrl(UsageError, ClientError):
+    """The hub URL given (``--hub``, ``KBUCKET_URL``) is not an http(s) URL: a usage error (exit 2)."""

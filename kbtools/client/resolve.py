@@ -3,6 +3,11 @@
 A file resolves to its SHA-1, its size and the URLs it can be downloaded from, in the order the
 original clients try them: the share's own ``listen_url`` first, then the hubs above it (the ``find``
 answer, §4.4), then the hub that was asked. A directory resolves to its entries (``readdir``).
+
+Each download URL is also labelled with its route: ``direct`` (the share itself serves it) or ``hub``
+(a hub relays it through its tunnel). A hub lists each file's URLs share first (its ``listen_url``),
+then the hubs above it, then itself (§4.4); a URL given by the user is on a share when that peer
+answers ``find`` with "not a hub".
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from .urls import (
     KbucketRef,
     Ref,
     Sha1Ref,
+    check_hub_url,
     download_url,
     encode_found_url,
     find_url,
@@ -64,6 +70,11 @@ class Resolution:
     download_urls: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     hub: str | None = None  # the API base that answered
+    routes: dict[str, str] = field(default_factory=dict)  # download URL -> "direct" | "hub"
+
+    def route_of(self, url: str) -> str:
+        """How ``url`` reaches the file: ``direct`` (the share itself) or ``hub`` (relayed)."""
+        return self.routes.get(url, "hub")
 
     def record(self) -> dict[str, Any]:
         """The kb-url record (schemas/kb-url-record.json, remote form)."""
@@ -101,6 +112,7 @@ class HubApi:
         self.base = strip_base(base)
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.not_a_hub = False  # this peer answered find with "not a hub": it is a share
 
     def get_json(self, url: str) -> tuple[int, Any]:
         """GET ``url``; (status, parsed JSON or None). Network failures raise :class:`PeerError`."""
@@ -146,27 +158,39 @@ class HubApi:
     def find(self, sha1: str, node_id: str | None = None) -> dict[str, Any] | None:
         """The ``find`` answer when found, else None (also when this peer is not a hub)."""
         status, body = self.get_json(find_url(self.base, sha1, node_id))
+        if status != 200 and "not a hub" in self.error_of(status, body).lower():
+            self.not_a_hub = True
         if status != 200 or not isinstance(body, dict) or not body.get("found"):
             return body if isinstance(body, dict) and body.get("alt_hub_url") else None
         return body
 
 
-def found_urls(answer: dict[str, Any] | None) -> tuple[list[str], list[dict[str, Any]]]:
-    """Download URLs (made safe to request) and results of a ``find`` answer."""
+def found_urls(answer: dict[str, Any] | None) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    """Download URLs (made safe to request), results and routes of a ``find`` answer.
+
+    A hub lists the URLs of each result share first, then the hubs (§4.4): the first URL of each
+    result is ``direct``, the others ``hub``.
+    """
     if not answer or not answer.get("found"):
-        return [], []
+        return [], [], {}
     results = [r for r in answer.get("results") or [] if isinstance(r, dict)]
     urls: list[str] = []
+    routes: dict[str, str] = {}
+    previous: tuple[str, str] | None = None
     for url in answer.get("urls") or []:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             continue
+        group = None
         for result in results:
             node_id, path = str(result.get("kbshare_id", "")), str(result.get("path", ""))
             if node_id and f"/{node_id}/download/" in url:
                 url = encode_found_url(url, node_id, path)
+                group = (node_id, path)
                 break
+        routes.setdefault(url, "direct" if group is not None and group != previous else "hub")
+        previous = group
         urls.append(url)
-    return urls, results
+    return urls, results, routes
 
 
 def _unique(urls: list[str]) -> list[str]:
@@ -191,10 +215,11 @@ class Resolver:
 
     def __init__(self, hub: str | None = None, session: requests.Session | None = None,
                  timeout: tuple[float, float] = API_TIMEOUT) -> None:
-        self.hub = strip_base(hub) if hub else None
+        self.hub = check_hub_url(hub) if hub else None
         self.session = session or requests.Session()
         self.timeout = timeout
-        self.share_bases: dict[tuple[str, str], list[str]] = {}  # (hub, node id) -> download bases
+        # (hub, node id) -> download bases, each with its route ("direct" | "hub")
+        self.share_bases: dict[tuple[str, str], dict[str, str]] = {}
 
     def api(self, base: str | None = None) -> HubApi:
         base = base or self.hub
@@ -220,19 +245,24 @@ class Resolver:
             return self._dir_resolution(api, ref, listing)
         sha1 = prv["original_checksum"].lower()
         size = prv.get("original_size") if isinstance(prv.get("original_size"), int) else None
-        urls = first + self.share_file_urls(api, ref.node_id, ref.path, sha1)
+        urls, routes = self.share_file_urls(api, ref.node_id, ref.path, sha1)
         return Resolution(ref.url, "file", posixpath.basename(ref.path) or sha1, ref.node_id,
-                          ref.path, sha1, size, _unique(urls), hub=api.base)
+                          ref.path, sha1, size, _unique(first + urls), hub=api.base, routes=routes)
 
-    def share_file_urls(self, api: HubApi, node_id: str, path: str, sha1: str) -> list[str]:
-        """Download URLs of one file of one share: the ``find`` answer, then this hub's tunnel."""
+    def share_file_urls(self, api: HubApi, node_id: str, path: str,
+                        sha1: str) -> tuple[list[str], dict[str, str]]:
+        """Download URLs of one file of one share (the ``find`` answer, then this peer's own URL),
+        and the route of each."""
         urls: list[str] = []
+        routes: dict[str, str] = {}
         try:
-            urls, _ = found_urls(api.find(sha1, node_id))
+            urls, _, routes = found_urls(api.find(sha1, node_id))
         except PeerError:
             pass  # find is an optimisation here: the tunnel URL below still works
         # A share-scoped find may list other paths with the same content: all are good bytes.
-        return _unique(urls + [download_url(api.base, node_id, path)])
+        own = download_url(api.base, node_id, path)
+        routes[own] = "direct" if api.not_a_hub else "hub"  # (also when find listed it first)
+        return _unique(urls + [own]), routes
 
     def _resolve_dir(self, api: HubApi, ref: KbucketRef | HttpRef) -> Resolution:
         listing, reason = api.readdir(ref.node_id, ref.path)
@@ -284,13 +314,15 @@ class Resolver:
         bases = self.share_bases.get(key)
         if bases:
             urls = [download_url(base, ref.node_id, ref.path) for base in bases]
+            routes = {url: route for url, route in zip(urls, bases.values())}
         else:
-            urls = self.share_file_urls(api, ref.node_id, ref.path, entry.sha1)
+            urls, routes = self.share_file_urls(api, ref.node_id, ref.path, entry.sha1)
             # The same share is reached the same ways for every file: one find per directory walk.
             marker = f"/{ref.node_id}/download/"
-            self.share_bases[key] = _unique([url[: url.index(marker)] for url in urls if marker in url])
+            self.share_bases[key] = {url[: url.index(marker)]: routes.get(url, "hub")
+                                     for url in urls if marker in url}
         return Resolution(entry.url, "file", entry.name, ref.node_id, ref.path, entry.sha1,
-                          entry.size, urls, hub=api.base)
+                          entry.size, urls, hub=api.base, routes=routes)
 
     # -- content ---------------------------------------------------------------------------------
     def resolve_sha1(self, ref: Sha1Ref) -> Resolution:
@@ -300,7 +332,7 @@ class Resolver:
         alt = answer.get("alt_hub_url") if answer and not answer.get("found") else None
         if isinstance(alt, str) and strip_base(alt) != api.base and alt.startswith(("http://", "https://")):
             answer = self.api(alt).find(ref.sha1)
-        urls, results = found_urls(answer)
+        urls, results, routes = found_urls(answer)
         if not urls:
             raise NotFound(f"{ref.url}: not found on hub {api.base}")
         size = results[0].get("size") if results else None
@@ -308,9 +340,11 @@ class Resolver:
         node_id = first.get("kbshare_id") if isinstance(first.get("kbshare_id"), str) else None
         path = first.get("path") if isinstance(first.get("path"), str) else None
         if node_id and path:
-            urls = _unique(urls + [download_url(api.base, node_id, path)])
+            own = download_url(api.base, node_id, path)
+            routes[own] = "hub"
+            urls = _unique(urls + [own])
         return Resolution(ref.url, "file", ref.name or ref.sha1, node_id, path, ref.sha1,
-                          size if isinstance(size, int) else None, urls, hub=api.base)
+                          size if isinstance(size, int) else None, urls, hub=api.base, routes=routes)
 
 
 def resolve(url: str, hub: str | None = None, session: requests.Session | None = None) -> Resolution:

@@ -5,7 +5,9 @@ Accepted forms:
 - ``kbucket://NODEID/path/in/share`` (``kbucket://NODEID/`` is the share's root). The path is taken
   literally, as the original client does (``split('/')``): a name may hold spaces, ``#``, ``?`` or
   any unicode character.
-- ``sha1://SHA1`` and ``sha1://SHA1/name`` (the name only suggests a local file name).
+- ``sha1://SHA1`` and ``sha1://SHA1/name`` (the name only suggests a local file name: its last
+  segment is kept, and a name that could not be a plain file name, ``.``, ``..`` or empty, falls back
+  to the SHA-1).
 - ``http(s)://HOST/NODEID/download/PATH`` and ``http(s)://HOST/NODEID/api/readdir/PATH`` of a hub
   or a share (percent-encoded, as any HTTP URL).
 
@@ -13,11 +15,12 @@ API URLs are built with the path percent-encoded per segment, so every name reac
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from .errors import BadUrl
+from .errors import BadHubUrl, BadUrl
 
 SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
 # Node ids are 12 hex digits; the original also accepted "collection.key" aliases (spec §6).
@@ -57,12 +60,20 @@ class HttpRef:
 Ref = KbucketRef | Sha1Ref | HttpRef
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown(text: str) -> str:
+    """``text`` for a one-line message: control characters (NUL, newline...) escaped."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
 def check_relpath(path: str, url: str) -> str:
     """Reject paths that could climb out of a share or of a local output directory."""
     segments = path.split("/") if path else []
     for segment in segments:
         if segment in ("", ".", "..") or "\x00" in segment:
-            raise BadUrl(f"unsafe path in URL: {url}")
+            raise BadUrl(f"unsafe path in URL: {shown(url)}")
     return path
 
 
@@ -72,43 +83,80 @@ def parse_url(text: str) -> Ref:
         rest = text[len("kbucket://"):]
         node_id, _, path = rest.partition("/")
         if not NODE_ID_RE.match(node_id):
-            raise BadUrl(f"bad node id in URL: {text}")
+            raise BadUrl(f"bad node id in URL: {shown(text)}")
         is_dir = path == "" or path.endswith("/")
         return KbucketRef(text, node_id, check_relpath(path.strip("/"), text), is_dir)
     if text.startswith("sha1://"):
         rest = text[len("sha1://"):]
         sha1, _, name = rest.partition("/")
         if not SHA1_RE.match(sha1):
-            raise BadUrl(f"not a SHA-1 (40 hex digits) in URL: {text}")
-        name = name.rstrip("/").rsplit("/", 1)[-1] or None
-        if name in (".", ".."):
-            name = None
-        return Sha1Ref(text, sha1.lower(), name)
+            raise BadUrl(f"not a SHA-1 (40 hex digits) in URL: {shown(text)}")
+        if "\x00" in name:
+            raise BadUrl(f"unsafe name in URL: {shown(text)}")
+        # Only the last segment names the local file ("a/b/" is "b"); "." and ".." name nothing.
+        last = name.rstrip("/").rsplit("/", 1)[-1]
+        return Sha1Ref(text, sha1.lower(), None if last in ("", ".", "..") else last)
     if text.startswith(("http://", "https://")):
         return _parse_http(text)
-    raise BadUrl(f"not a kbucket://, sha1:// or http(s):// URL: {text}")
+    raise BadUrl(f"not a kbucket://, sha1:// or http(s):// URL: {shown(text)}")
 
 
 _HTTP_API_RE = re.compile(r"^(?P<prefix>.*?)/(?P<id>[^/]+)/(?P<route>download|api/readdir)(?:/(?P<path>.*))?$")
 
 
-def _parse_http(text: str) -> HttpRef:
+def _split_http(text: str) -> SplitResult:
+    """``urlsplit`` of an http(s) URL with a host and a valid port, else :class:`ValueError`."""
     parts = urlsplit(text)
-    if not parts.netloc:
-        raise BadUrl(f"no host in URL: {text}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("no host")
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number of 0-65535
+    if _CONTROL.search(parts.netloc) or " " in parts.netloc:
+        raise ValueError("bad host")
+    return parts
+
+
+def _parse_http(text: str) -> HttpRef:
+    try:
+        parts = _split_http(text)
+    except ValueError:
+        raise BadUrl(f"no valid host (and port) in URL: {shown(text)}") from None
     match = _HTTP_API_RE.match(parts.path)
     if not match or not NODE_ID_RE.match(unquote(match["id"])):
         raise BadUrl(
-            f"not a kbucket download URL (expected http(s)://HOST/NODEID/download/PATH): {text}"
+            f"not a kbucket download URL (expected http(s)://HOST/NODEID/download/PATH): {shown(text)}"
         )
     base = f"{parts.scheme}://{parts.netloc}{match['prefix']}"
     raw_path = match["path"] or ""
     try:
         path = unquote(raw_path, errors="strict")
     except UnicodeDecodeError:
-        raise BadUrl(f"path is not UTF-8 once decoded: {text}") from None
+        raise BadUrl(f"path is not UTF-8 once decoded: {shown(text)}") from None
     is_dir = match["route"] == "api/readdir" or raw_path == "" or raw_path.endswith("/")
     return HttpRef(text, base, unquote(match["id"]), check_relpath(path.strip("/"), text), is_dir)
+
+
+HUB_URL_EXAMPLE = "http(s)://HOST[:PORT][/PREFIX], for example http://127.0.0.1:3000"
+
+
+def check_hub_url(value: str, origin: str = "hub URL") -> str:
+    """``value`` (a hub URL from ``origin``: ``--hub``, ``KBUCKET_URL``) without trailing slashes;
+    :class:`BadHubUrl` (a usage error) naming ``origin`` when it is not an http(s) URL of a host."""
+    try:
+        parts = _split_http(value.strip())
+    except ValueError:
+        raise BadHubUrl(f"{origin}={shown(value)} is not a hub URL: expected {HUB_URL_EXAMPLE}") from None
+    if parts.query or parts.fragment:
+        raise BadHubUrl(f"{origin}={shown(value)} is not a hub URL (no ?query or #fragment):"
+                        f" expected {HUB_URL_EXAMPLE}")
+    return strip_base(value.strip())
+
+
+def configured_hub(option: str | None) -> str | None:
+    """The hub to ask: ``--hub`` (``option``), else ``$KBUCKET_URL``, checked; None when neither."""
+    if option:
+        return check_hub_url(option, "--hub")
+    value = os.environ.get("KBUCKET_URL")
+    return check_hub_url(value, "KBUCKET_URL") if value else None
 
 
 def quote_path(path: str) -> str:
