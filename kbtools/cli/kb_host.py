@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any
 
 from kbtools.cli.base import Command
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
-    ask_questions, load_user_settings, node_questions, parent_hub_url, prepare_node,
-    resolve_auto, resolve_listen_url, resolve_parent_hub_passcode, save_config,
-    save_user_settings, share_listen_port,
+    PASSCODE_ENV, add_answer_options, answers_from_args, configure, parent_hub_url, prepare_node,
+    resolve_listen_url, resolve_parent_hub_passcode, share_listen_port,
 )
 
 DEFAULT_BIND = "127.0.0.1"
@@ -34,29 +34,41 @@ class KbHost(Command):
     description = (
         "Host DIR (default: .) on the KBucket network as a share: connect outward to the parent hub\n"
         "by websocket and stay up, so that anyone can find its files by SHA-1 and download them\n"
-        "through the hub. The first run asks the original KBucket questions and writes\n"
-        "DIR/.kbucket/kbnode.json (with --auto every answer comes from that file). The node id\n"
-        "(from DIR/.kbucket/public.pem) survives restarts.\n\n"
+        "through the hub. The node id (from DIR/.kbucket/public.pem) survives restarts.\n\n"
+        "Set-up: the first run asks the original KBucket questions on the terminal (never on stdin)\n"
+        "and keeps the answers in DIR/.kbucket/kbnode.json; later runs ask nothing (--reconfigure\n"
+        "asks again). Without a terminal (cron, systemd, make), the options below answer them:\n"
+        "  kb-host DIR --hub URL --owner NAME --email EMAIL --agree\n\n"
         "stdout: one JSON line once connected (node_id, parent hub, kbucket:// URL, browse URL),\n"
-        "then one JSON line per event (reconnections, index updates). Human lines go to stderr.\n"
+        "then one JSON line per event (reconnections, refusals, index updates), `stopped` last.\n"
         "kb-index records on stdin are used when stdin is not a terminal: `kb-index . | kb-host .`\n\n"
         "The parent hub passcode comes from --passcode-file, else $KBUCKET_HUB_PASSCODE, else\n"
         "kbnode.json; never from the command line. The share's port is the one of its listen_url,\n"
         "else the first free one in $HEMLOCK_LEAF_PORT_RANGE (default 2000-3000).\n\n"
-        "Exit status: 0 stopped (SIGTERM, Ctrl-C); 2 usage or missing configuration; 3 runtime failure."
+        "Exit status: 0 stopped (SIGTERM, Ctrl-C); 2 usage or configuration error (missing answers,\n"
+        "a broken kbnode.json); 3 runtime failure, or a refusal by the hub that retrying cannot heal\n"
+        "(wrong passcode; --retry-forever keeps trying)."
     )
     output_format = "ndjson"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        # No abbreviations: `--passcode SECRET` must never be taken for `--passcode-file`.
+        parser.allow_abbrev = False
         parser.add_argument("dir", nargs="?", default=".", help="the directory to share (default: .)")
         parser.add_argument("--auto", action="store_true",
-                            help="ask nothing: take every answer from .kbucket/kbnode.json")
+                            help="ask nothing, even on a terminal: every answer from the options and "
+                                 ".kbucket/kbnode.json")
+        parser.add_argument("--reconfigure", action="store_true",
+                            help="ask the questions again on the terminal")
         parser.add_argument("--bind", metavar="ADDR", default=DEFAULT_BIND,
                             help=f"interface to listen on (default {DEFAULT_BIND}; 0.0.0.0 for all)")
         parser.add_argument("--passcode-file", metavar="FILE", type=Path,
                             help="read the parent hub passcode from FILE")
+        parser.add_argument("--retry-forever", action="store_true",
+                            help="keep retrying even when the hub refuses for good (wrong passcode)")
         parser.add_argument("--no-fast-path", action="store_true",
                             help="never negotiate the binary tunnel with a kbtools hub")
+        add_answer_options(parser, "leaf")
 
     def run(self) -> int:
         args = self.args
@@ -66,11 +78,13 @@ class KbHost(Command):
         node = prepare_node(root, "leaf")
         for message in node.messages:
             self.say(message)
-        self.configure(node.node_dir, node.config, args.auto)
-        save_config(node.node_dir, node.config)
+        secrets = ["parent_hub_passcode"] if args.passcode_file or os.environ.get(PASSCODE_ENV) else []
+        configure(node, answers_from_args(args, "leaf"), auto=args.auto,
+                  reconfigure=args.reconfigure, secrets=secrets)
         hub_url = parent_hub_url(node.config)
         if hub_url is None:
-            raise UsageError("no parent hub: set parent_hub_url in .kbucket/kbnode.json")
+            raise UsageError("no parent hub: pass --hub URL (or set parent_hub_url in "
+                             ".kbucket/kbnode.json)")
         passcode = resolve_parent_hub_passcode(node.config, passcode_file=args.passcode_file)
         port = share_listen_port(node.config, args.bind)
         listen_url = resolve_listen_url(str(node.config.get("listen_url") or ""), port)
@@ -79,7 +93,8 @@ class KbHost(Command):
         from kbtools.share.host import ShareHost  # the network stack loads only when hosting
 
         host = ShareHost(node, hub_url, passcode, bind=args.bind, port=port, listen_url=listen_url,
-                         on_event=events.put, say=self.say, fast_path=not args.no_fast_path)
+                         on_event=events.put, say=self.say, fast_path=not args.no_fast_path,
+                         retry_forever=args.retry_forever)
         try:
             host.start()
         except OSError as exc:
@@ -95,19 +110,8 @@ class KbHost(Command):
             self.say("stopping")
         finally:
             host.stop()
+            self.emit({"event": "stopped", "node_id": host.node_id})
         return 0
-
-    def configure(self, node_dir: Path, config: dict[str, Any], auto: bool) -> None:
-        settings = load_user_settings()
-        questions = node_questions("leaf", node_dir, config, settings=settings)
-        if auto:
-            resolve_auto(questions, config)
-            return
-        ask_questions(questions, config, cast(TextIO, self.input_file), cast(TextIO, self.error_file))
-        try:
-            save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")))
-        except OSError:
-            pass  # defaults for the next run only
 
     def input_is_terminal(self) -> bool:
         try:
@@ -140,6 +144,13 @@ class KbHost(Command):
                     self.emit({"event": "reconnected", "parent_hub_url": hub_url.rstrip("/"),
                                "fast_path": event.get("fast_path"),
                                "connections": event.get("connections")})
+                continue
+            if kind == "refused":
+                self.emit(event)  # before or after the first line: a script waiting for one sees it
+                if event.get("retry_in") is None:
+                    raise RuntimeFailure(
+                        f"parent hub {hub_url} refused this share for good: {event.get('reason')} "
+                        "(fix the passcode or the answers; --retry-forever keeps trying)")
                 continue
             if kind == "index":
                 self.say(f"indexed {event['files']} files ({event['added']} added, "

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any
 
 from kbtools.cli.base import Command
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
-    ask_questions, load_user_settings, node_questions, parent_hub_url, prepare_node,
-    resolve_auto, resolve_parent_hub_passcode, save_config, save_user_settings,
+    CHILD_PASSCODE_ENV, PASSCODE_ENV, add_answer_options, answers_from_args, configure,
+    hub_listen_port, parent_hub_url, prepare_node, resolve_parent_hub_passcode,
 )
 from kbtools.protocol.hubconn import HubLimits
 
@@ -20,21 +21,20 @@ DEFAULT_BIND = "127.0.0.1"
 MIB = 1024 * 1024
 
 
-def hub_port(config: dict[str, Any]) -> int:
-    """`listen_port` of kbnode.json; 0 means a free port."""
-    value = str(config.get("listen_port") or "").strip()
-    if not value.isdigit() or int(value) > 65535:
-        raise UsageError(f"listen_port must be a port number (0 for any free port), not {value!r}")
-    return int(value)
-
-
 class KbHub(Command):
     name = "kb-hub"
-    description = ("Run a KBucket hub for DIR: shares and child hubs connect to it by websocket; it "
-                   "answers the HTTP API (nodeinfo, find, tunnelled downloads) and serves the web page.\n"
-                   "stdout: one JSON line once listening, then one JSON event per line.")
-    epilog = ("The parent hub passcode comes from $KBUCKET_HUB_PASSCODE, --passcode-file or "
-              "kbnode.json, never from the command line.")
+    description = (
+        "Run a KBucket hub for DIR (created if missing): shares and child hubs connect to it by\n"
+        "websocket; it answers the HTTP API (nodeinfo, find, tunnelled downloads) and serves the web\n"
+        "page. stdout: one JSON line once listening, then one JSON event per line, `stopped` last.\n\n"
+        "Set-up: the first run asks the original KBucket questions on the terminal and keeps the\n"
+        "answers in DIR/.kbucket/kbnode.json; later runs ask nothing (--reconfigure asks again).\n"
+        "Without a terminal the options below answer them: kb-hub DIR --owner NAME --email EMAIL --agree")
+    epilog = (f"Secrets never come from the command line: this hub's own passcode (the one children "
+              f"present) from ${CHILD_PASSCODE_ENV} or kbnode.json; the parent hub's from "
+              f"${PASSCODE_ENV}, --passcode-file or kbnode.json. Exit status: 0 stopped; 2 usage or "
+              f"configuration error; 3 runtime failure, or a parent hub that refuses this hub for good "
+              f"(wrong passcode; --retry-forever keeps trying).")
     output_format = "ndjson"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -42,12 +42,17 @@ class KbHub(Command):
         parser.allow_abbrev = False
         parser.add_argument("dir", nargs="?", default=".", help="the hub's directory (default: .)")
         parser.add_argument("--auto", action="store_true",
-                            help="take every answer from .kbucket/kbnode.json; ask nothing")
+                            help="ask nothing, even on a terminal: every answer from the options and "
+                                 ".kbucket/kbnode.json")
+        parser.add_argument("--reconfigure", action="store_true",
+                            help="ask the questions again on the terminal")
         parser.add_argument("--bind", default=DEFAULT_BIND, metavar="ADDR",
                             help=f"interface to listen on (default {DEFAULT_BIND}; "
                                  "0.0.0.0 to accept children from other machines)")
         parser.add_argument("--passcode-file", type=Path, metavar="FILE",
                             help="read the parent hub passcode from FILE")
+        parser.add_argument("--retry-forever", action="store_true",
+                            help="keep retrying even when the parent hub refuses for good")
         parser.add_argument("--max-leaves", type=int, default=1000, metavar="N",
                             help="most shares connected at once (default 1000)")
         parser.add_argument("--max-child-hubs", type=int, default=10, metavar="N",
@@ -60,47 +65,61 @@ class KbHub(Command):
         parser.add_argument("--timestamp-window", type=float, default=600.0, metavar="SECONDS",
                             help="refuse child frames whose timestamp is further than this from "
                                  "our clock (default 600; 0 accepts any, as the original)")
+        add_answer_options(parser, "hub")
 
     def run(self) -> int:
         from kbtools.hub.server import Hub, HubSettings
 
         node_dir = Path(self.args.dir)
-        if not node_dir.is_dir():
+        if node_dir.exists() and not node_dir.is_dir():
             raise UsageError(f"not a directory: {node_dir}")
+        try:
+            node_dir.mkdir(parents=True, exist_ok=True)  # as `git init DIR` does
+        except OSError as e:
+            raise RuntimeFailure(f"cannot create {node_dir}: {e.strerror or e}") from None
         prepared = prepare_node(node_dir, "hub")
         for line in prepared.messages:
             self.say(line)
-        config = prepared.config
-        questions = node_questions("hub", prepared.node_dir, config, settings=load_user_settings())
-        if self.args.auto:
-            resolve_auto(questions, config)
-        else:
-            if not self.input_file.isatty() and self.input_file is sys.stdin:
-                self.say("answering the questions from stdin (use --auto to take kbnode.json as is)")
-            ask_questions(questions, config, cast(TextIO, self.input_file), cast(TextIO, self.error_file))
-            save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")))
-        save_config(prepared.node_dir, config)
+        own_passcode = os.environ.get(CHILD_PASSCODE_ENV)
+        secrets = [name for name, given in (
+            ("passcode", own_passcode),
+            ("parent_hub_passcode", self.args.passcode_file or os.environ.get(PASSCODE_ENV))) if given]
+        configure(prepared, answers_from_args(self.args, "hub"), auto=self.args.auto,
+                  reconfigure=self.args.reconfigure, secrets=secrets)
+        config = dict(prepared.config)
+        if own_passcode:
+            config["passcode"] = own_passcode  # used, never written into kbnode.json
         if self.args.max_leaves < 0 or self.args.max_child_hubs < 0 or self.args.timestamp_window < 0:
             raise UsageError("limits must not be negative")
         if not 0.0625 <= self.args.fast_window_mib <= 1024:
             raise UsageError("--fast-window must be between 0.0625 and 1024 MiB")
         settings = HubSettings(
             node_dir=prepared.node_dir, config=config, identity=prepared.identity,
-            bind=self.args.bind, port=hub_port(config),
+            bind=self.args.bind, port=hub_listen_port(config),
             parent_passcode=resolve_parent_hub_passcode(config, passcode_file=self.args.passcode_file),
             limits=HubLimits(max_leaves=self.args.max_leaves, max_child_hubs=self.args.max_child_hubs,
                              freshness_window=self.args.timestamp_window or None,
                              fast_window=int(self.args.fast_window_mib * MIB)),
+            retry_forever=self.args.retry_forever,
         )
         if not self.args.verbose:
             # A client that goes away mid-download is normal; aiohttp would log it with a traceback.
             import logging
             logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-        hub = Hub(settings, on_event=self.emit)
+        self._refusal: str | None = None
+        self._stop: asyncio.Event | None = None
+        hub = Hub(settings, on_event=self._event)
         return asyncio.run(self._serve(hub))
 
+    def _event(self, event: dict[str, Any]) -> None:
+        self.emit(event)
+        if event["event"] == "parent_refused" and event.get("retry_in") is None:
+            self._refusal = str(event.get("reason"))  # the parent link gave up: so does the hub
+            if self._stop is not None:
+                self._stop.set()
+
     async def _serve(self, hub: Any) -> int:
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -127,6 +146,9 @@ class KbHub(Command):
             await hub.stop()
             self.emit({"event": "stopped", "node_id": hub.node_id})
             self.say("stopped")
+        if self._refusal is not None:
+            raise RuntimeFailure(f"parent hub {parent} refused this hub for good: {self._refusal} "
+                                 "(fix the passcode or the answers; --retry-forever keeps trying)")
         return 0
 
 

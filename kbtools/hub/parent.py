@@ -1,7 +1,9 @@
 """A hub's own link to its parent hub: `kbtools.protocol.leafconn` over aiohttp's websocket client.
 
 The hub registers as a child hub, reports its subtree every few seconds (and soon after it
-changes), passes `set_top_hub_url` on to its own child hubs, and reconnects for ever with backoff.
+changes), passes `set_top_hub_url` on to its own child hubs, and reconnects with backoff. A refusal
+of the registration is a `parent_refused` event; one that no retry can heal (a wrong passcode, see
+`HubError.permanent`) ends `run()`, with `retry_in` null, unless `settings.retry_forever`.
 A tunnelled request from the parent is replayed against this hub's own HTTP server (as the original
 does), and the answer streams back within the budget the link allows (polite alternation on the
 compatible path, credit on the fast path), so memory stays bounded.
@@ -69,21 +71,30 @@ class ParentConnector:
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             self._session = session
             while True:
-                registered = False
+                registered, refusal = False, None
                 try:
-                    registered = await self._connect_once(session)
+                    registered, refusal = await self._connect_once(session)
                     reason = "connection closed"
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
                     reason = f"{type(e).__name__}: {e}"[:300]
                 failures = 0 if registered else failures + 1
                 delay = delays[min(failures, len(delays) - 1)]
-                self.hub.emit("parent_disconnected", parent_hub_url=self.url, reason=reason,
-                              retry_in=delay)
+                if refusal is None:
+                    self.hub.emit("parent_disconnected", parent_hub_url=self.url, reason=reason,
+                                  retry_in=delay)
+                else:
+                    give_up = refusal.permanent and not self.hub.settings.retry_forever
+                    self.hub.emit("parent_refused", parent_hub_url=self.url,
+                                  reason=refusal.text[:300], permanent=refusal.permanent,
+                                  retry_in=None if give_up else delay)
+                    if give_up:
+                        return
                 await asyncio.sleep(delay)
 
-    async def _connect_once(self, session: aiohttp.ClientSession) -> bool:
-        """One connection, until it closes; True if it got registered."""
+    async def _connect_once(self, session: aiohttp.ClientSession) -> tuple[bool, HubError | None]:
+        """One connection, until it closes: (registered?, the parent's refusal if it refused)."""
         registered = False
+        refusal: HubError | None = None
         ws = await session.ws_connect(websocket_url(self.url), autoping=True, compress=0,
                                       max_msg_size=self.hub.settings.limits.max_frame_bytes,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
@@ -106,6 +117,8 @@ class ParentConnector:
                                       fast_path=event.fast_path)
                     elif isinstance(event, TopHubUrl):
                         await self.hub.set_top_hub_url(event.url)
+                    elif isinstance(event, HubError) and not registered:
+                        refusal = event
                     elif isinstance(event, HubError):
                         self.hub.emit("parent_error", parent_hub_url=self.url, error=event.text[:300])
                     elif isinstance(event, RequestStarted):
@@ -128,7 +141,7 @@ class ParentConnector:
             self._ws = None
             if not ws.closed:
                 await ws.close()
-        return registered
+        return registered, refusal
 
     async def _send(self, frames: list[str | bytes]) -> None:
         if not frames:

@@ -68,6 +68,7 @@ class HubSettings:
     check_interval: float = 5.0  # inactivity checks (the original checks every 5 s)
     report_interval: float = 5.0  # node data reports to the parent
     reconnect_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 10.0)  # then the last one, for ever
+    retry_forever: bool = False  # also after a parent's refusal that cannot heal (wrong passcode)
     clock: Callable[[], float] = time.time  # frame timestamps are checked against it
 
 

@@ -2,16 +2,22 @@
 
 The file is written exactly as the original writes it (`JSON.stringify(obj, null, 4)`, no trailing
 newline), atomically. Field meanings: spec §1.2. Start-up order: spec §1.4.
+
+Set-up (`configure`): the answers are asked once, on the terminal (`/dev/tty`, never stdin, which may
+carry data), and kept in kbnode.json; options answer questions without a terminal; secrets come from
+the environment or a file only. A kbnode.json that cannot be used is a configuration error (exit 2)
+naming the file.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Collection, Mapping, TextIO
 from urllib.parse import urlsplit
 
 from kbtools.atomic import write_atomic
@@ -24,10 +30,15 @@ NETWORK_TYPE = "kbucket"
 NODE_TYPES = ("leaf", "hub")
 CONFIG_NAME = "kbnode.json"
 SETTINGS_NAME = ".kbucket-settings"
-ORIGINAL_HUB_URL = "https://kbucket.flatironinstitute.org"
 DEFAULT_HUB_PORT = "3240"
 DEFAULT_LEAF_PORT_RANGE = "2000-3000"
-PASSCODE_ENV = "KBUCKET_HUB_PASSCODE"
+HUB_URL_ENV = "KBUCKET_URL"  # the default parent hub (there is no built-in one: the original is gone)
+PASSCODE_ENV = "KBUCKET_HUB_PASSCODE"  # the parent hub's passcode
+CHILD_PASSCODE_ENV = "KBUCKET_CHILD_PASSCODE"  # a hub's own passcode, the one its children present
+# Fields that hold text when present (null is taken as absent); listen_port may also be a number.
+TEXT_FIELDS = ("node_type", "kbnode_type", "node_id", "kbnode_id", "network_type", "name",
+               "scientific_research", "description", "owner", "owner_email", "confirm_share",
+               "listen_url", "parent_hub_url", "passcode", "parent_hub_passcode")
 
 Config = dict[str, Any]
 
@@ -41,20 +52,43 @@ def dump_config(config: Mapping[str, Any]) -> str:
     return json.dumps(config, indent=4, ensure_ascii=False)
 
 
+def _json_type(value: Any) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
 def load_config(node_dir: Path) -> Config:
-    """Read kbnode.json (an empty dict when the file does not exist)."""
+    """Read kbnode.json (an empty dict when the file does not exist).
+
+    A file that is not UTF-8 JSON holding an object with text fields is a UsageError (exit 2) that
+    names the file and what is wrong; a file that cannot be read at all is a RuntimeFailure (3).
+    """
     path = config_path(node_dir)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except OSError as e:
+        raise RuntimeFailure(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         "fix or remove the file") from None
     try:
         obj = json.loads(text)
     except ValueError as e:
-        raise RuntimeFailure(f"{path}: not valid JSON ({e})") from None
+        raise UsageError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):
-        raise RuntimeFailure(f"{path}: not a JSON object")
-    return obj
+        raise UsageError(f"{path}: must hold a JSON object, not {_json_type(obj)}")
+    for key in TEXT_FIELDS:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{path}: {key} must be a string, not {_json_type(value)}")
+    port = obj.get("listen_port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, (str, int))):
+        raise UsageError(f"{path}: listen_port must be a port number, not {_json_type(port)}")
+    return {k: v for k, v in obj.items() if v is not None}
 
 
 def save_config(node_dir: Path, config: Mapping[str, Any]) -> None:
@@ -66,7 +100,7 @@ def read_node_id(node_dir: Path) -> str | None:
     """The node id recorded in kbnode.json, or None (no file, unreadable, or no id yet)."""
     try:
         config = load_config(node_dir)
-    except RuntimeFailure:
+    except (RuntimeFailure, UsageError):
         return None
     node_id = config.get("node_id") or config.get("kbnode_id")
     return node_id if isinstance(node_id, str) and node_id else None
@@ -114,8 +148,9 @@ def prepare_node(node_dir: Path, node_type: str) -> PreparedNode:
     config = migrate_legacy_fields(load_config(node_dir))
     if keys_missing(node_dir):
         if config.get("node_id"):
-            raise RuntimeFailure(
-                "Cannot generate public/private keys because node id has already been set.")
+            raise UsageError(
+                "Cannot generate public/private keys because node id has already been set "
+                f"(in {config_path(node_dir)}).")
         messages.append("Creating private/public keys ...")
         identity = create_identity(node_dir)
         config["node_id"] = identity.node_id
@@ -123,12 +158,13 @@ def prepare_node(node_dir: Path, node_type: str) -> PreparedNode:
         identity = load_identity(node_dir)
         config.setdefault("node_id", identity.node_id)
     if config.get("node_id") != identity.node_id:
-        raise RuntimeFailure(f"node_id in {config_path(node_dir)} ({config.get('node_id')}) does not "
-                             f"match public.pem ({identity.node_id})")
+        raise UsageError(f"node_id in {config_path(node_dir)} ({config.get('node_id')}) does not "
+                         f"match public.pem ({identity.node_id})")
     if not config.get("node_type"):
-        raise RuntimeFailure(f"node_type is missing in {config_path(node_dir)}")
+        raise UsageError(f"node_type is missing in {config_path(node_dir)}")
     if config["node_type"] != node_type:
-        raise RuntimeFailure(f"Incorrect type for hemlock node: {config['node_type']}")
+        raise UsageError(f"Incorrect type for hemlock node: {config['node_type']} "
+                         f"(in {config_path(node_dir)}; this command runs a {node_type})")
     save_config(node_dir, config)
     return PreparedNode(node_dir, config, identity, messages)
 
@@ -166,11 +202,16 @@ def _check_url(x: str) -> str | None:
 
 
 def _check_port(x: str) -> str | None:
-    return None if x.isdigit() and 0 < int(x) < 65536 else "Invalid port."
+    """A port number; 0 (kbtools) means any free port."""
+    return None if x.isdigit() and int(x) < 65536 else "Invalid port."
 
 
 def _check_yes(x: str) -> str | None:
     return None if x == "yes" else f"Invalid string: {x}"
+
+
+def _has_parent(config: Mapping[str, Any]) -> bool:
+    return parent_hub_url(config) is not None
 
 
 RESEARCH_REFUSAL = ("This system should only be used to share resources for scientific research "
@@ -179,7 +220,11 @@ RESEARCH_REFUSAL = ("This system should only be used to share resources for scie
 
 @dataclass(frozen=True)
 class Question:
-    """One interactive question: `prompt` already carries the `[kbucket] ` prefix."""
+    """One question: `prompt` already carries the `[kbucket] ` prefix.
+
+    `option` is how to answer it without a terminal (a command-line option, or for a secret an
+    environment variable); `ask_if` skips the question when it does not apply.
+    """
 
     name: str
     prompt: str
@@ -187,6 +232,77 @@ class Question:
     validate: Callable[[str], str | None] | None = None
     optional: bool = False
     refusal: str | None = None  # answering "no" prints this and stops (scientific_research)
+    option: str = ""
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+@dataclass(frozen=True)
+class AnswerOption:
+    """A command-line option that answers questions (`metavar` None: a flag answering "yes")."""
+
+    flag: str
+    metavar: str | None
+    fields: tuple[str, ...]
+    help: str
+    node_types: tuple[str, ...] = NODE_TYPES
+
+    @property
+    def usage(self) -> str:
+        return f"{self.flag} {self.metavar}" if self.metavar else self.flag
+
+
+# Every non-secret answer has an option; secrets have an environment variable (or a file), never argv.
+ANSWER_OPTIONS = (
+    AnswerOption("--name", "NAME", ("name",), "its name (default: the directory's name)"),
+    AnswerOption("--agree", None, ("scientific_research", "confirm_share"),
+                 "answer yes to the questions: shared for scientific research purposes, and "
+                 "(kb-host) share everything in the directory"),
+    AnswerOption("--description", "TEXT", ("description",), "a brief description"),
+    AnswerOption("--owner", "NAME", ("owner",), "the owner's full name"),
+    AnswerOption("--email", "EMAIL", ("owner_email",), "the owner's email"),
+    AnswerOption("--port", "PORT", ("listen_port",), "the port to listen on (0: any free port; "
+                 f"default {DEFAULT_HUB_PORT})", ("hub",)),
+    AnswerOption("--listen-url", "URL", ("listen_url",),
+                 "the URL others reach it at (default .: http://localhost:PORT)"),
+    AnswerOption("--hub", "URL", ("parent_hub_url",), f"the parent hub (default: ${HUB_URL_ENV})",
+                 ("leaf",)),
+    AnswerOption("--parent", "URL", ("parent_hub_url",),
+                 f"a parent hub, . for none (default: ${HUB_URL_ENV}, else none)", ("hub",)),
+)
+SECRET_SOURCES = {"parent_hub_passcode": f"${PASSCODE_ENV} or --passcode-file FILE",
+                  "passcode": f"${CHILD_PASSCODE_ENV}"}
+
+
+def add_answer_options(parser: argparse.ArgumentParser, node_type: str) -> None:
+    """The options that answer the set-up questions of a leaf or a hub."""
+    group = parser.add_argument_group("set-up answers (kept in .kbucket/kbnode.json)")
+    for opt in ANSWER_OPTIONS:
+        if node_type not in opt.node_types:
+            continue
+        dest = "answer_" + opt.flag.lstrip("-").replace("-", "_")
+        if opt.metavar is None:
+            group.add_argument(opt.flag, dest=dest, action="store_true", help=opt.help)
+        else:
+            group.add_argument(opt.flag, dest=dest, metavar=opt.metavar, help=opt.help)
+
+
+def answers_from_args(args: argparse.Namespace, node_type: str) -> dict[str, str]:
+    """{field: answer} for the answer options given on the command line (not yet validated)."""
+    answers: dict[str, str] = {}
+    for opt in ANSWER_OPTIONS:
+        value = getattr(args, "answer_" + opt.flag.lstrip("-").replace("-", "_"), None)
+        if node_type not in opt.node_types or value in (None, False):
+            continue
+        for name in opt.fields:
+            if name != "confirm_share" or node_type == "leaf":
+                answers[name] = "yes" if value is True else str(value)
+    return answers
+
+
+def _option_for(name: str, node_type: str) -> str:
+    if name in SECRET_SOURCES:
+        return SECRET_SOURCES[name]
+    return next((o.usage for o in ANSWER_OPTIONS if name in o.fields and node_type in o.node_types), "")
 
 
 def load_user_settings(home: Path | None = None) -> dict[str, Any]:
@@ -209,7 +325,11 @@ def save_user_settings(owner: str, owner_email: str, home: Path | None = None) -
 def node_questions(node_type: str, node_dir: Path, config: Mapping[str, Any],
                    env: Mapping[str, str] | None = None,
                    settings: Mapping[str, Any] | None = None) -> list[Question]:
-    """The original's questions for a leaf or a hub, defaults resolved (config value first)."""
+    """The original's questions for a leaf or a hub, defaults resolved (config value first).
+
+    The parent hub defaults to $KBUCKET_URL; without it a share's question has no default and a
+    hub's is `.` (none). The description may be empty (kbtools; the original's --auto refused that).
+    """
     env = os.environ if env is None else env
     settings = settings or {}
     p = f"[{NETWORK_TYPE}] "
@@ -221,51 +341,62 @@ def node_questions(node_type: str, node_dir: Path, config: Mapping[str, Any],
             value = fallback
         return "" if value is None else str(value)
 
-    hub_url_default = env.get("KBUCKET_URL") or ORIGINAL_HUB_URL
+    def q(name: str, prompt: str, default: str = "", validate: Callable[[str], str | None] | None = None,
+          **kw: Any) -> Question:
+        return Question(name, p + prompt, default, validate, option=_option_for(name, node_type), **kw)
+
+    hub_url_default = env.get(HUB_URL_ENV) or ("" if node_type == "leaf" else ".")
     purpose = "sharing these resources" if node_type == "leaf" else "hosting this hub"
     qs = [
-        Question("name", f"{p}Name for this {what}:", d("name", Path(node_dir).resolve().name),
-                 _name_check("Name")),
-        Question("scientific_research",
-                 f"{p}Are you {purpose} for scientific research purposes (yes/no)?",
-                 d("scientific_research"), _check_yes, refusal=RESEARCH_REFUSAL),
-        Question("description", f"{p}Brief description of this {what}:", d("description"),
-                 _check_description),
-        Question("owner", f"{p}Owner's name (i.e., your full name):",
-                 d("owner", settings.get("default_owner", "")), _name_check("Owner string")),
-        Question("owner_email", f"{p}Owner's email (i.e., your email):",
-                 d("owner_email", settings.get("default_owner_email", "")), _check_email),
+        q("name", f"Name for this {what}:", d("name", Path(node_dir).resolve().name),
+          _name_check("Name")),
+        q("scientific_research", f"Are you {purpose} for scientific research purposes (yes/no)?",
+          d("scientific_research"), _check_yes, refusal=RESEARCH_REFUSAL),
+        q("description", f"Brief description of this {what}:", d("description"), _check_description,
+          optional=True),
+        q("owner", "Owner's name (i.e., your full name):",
+          d("owner", settings.get("default_owner", "")), _name_check("Owner string")),
+        q("owner_email", "Owner's email (i.e., your email):",
+          d("owner_email", settings.get("default_owner_email", "")), _check_email),
     ]
     if node_type == "leaf":
         qs += [
-            Question("confirm_share", f"{p}Share all resources associated with the directory "
-                     f"{Path(node_dir).resolve()}? (yes/no)", d("confirm_share")),
-            Question("listen_url", f"{p}Listen url for this share (use . for http://localhost:[port]):",
-                     d("listen_url", "."), _check_url),
-            Question("parent_hub_url", f"{p}Parent hub url:", d("parent_hub_url", hub_url_default),
-                     _check_url),
+            q("confirm_share", f"Share all resources associated with the directory "
+              f"{Path(node_dir).resolve()}? (yes/no)", d("confirm_share")),
+            q("listen_url", "Listen url for this share (use . for http://localhost:[port]):",
+              d("listen_url", "."), _check_url),
+            q("parent_hub_url", "Parent hub url:", d("parent_hub_url", hub_url_default), _check_url),
         ]
     else:
         qs += [
-            Question("listen_port", f"{p}Listen port for this hub:", d("listen_port", DEFAULT_HUB_PORT),
-                     _check_port),
-            Question("passcode", f"{p}Passcode for this hub:", d("passcode"), optional=True),
-            Question("listen_url", f"{p}Listen url for this hub (use . for http://localhost:[port]):",
-                     d("listen_url", "."), _check_url),
-            Question("parent_hub_url", f"{p}Parent hub url (use . for none):",
-                     d("parent_hub_url", hub_url_default), _check_url),
+            q("listen_port", "Listen port for this hub:", d("listen_port", DEFAULT_HUB_PORT),
+              _check_port),
+            q("passcode", "Passcode for this hub:", d("passcode"), optional=True),
+            q("listen_url", "Listen url for this hub (use . for http://localhost:[port]):",
+              d("listen_url", "."), _check_url),
+            q("parent_hub_url", "Parent hub url (use . for none):",
+              d("parent_hub_url", hub_url_default), _check_url),
         ]
-    qs.append(Question("parent_hub_passcode", f"{p}Parent hub passcode:", d("parent_hub_passcode"),
-                       optional=True))
+    qs.append(q("parent_hub_passcode", "Parent hub passcode:", d("parent_hub_passcode"),
+                optional=True, ask_if=_has_parent))
     return qs
 
 
-def resolve_auto(questions: list[Question], config: Config) -> Config:
-    """`--auto`: every answer is its default; a missing required one is a usage error (exit 2)."""
+def missing_answers(questions: list[Question], config: Mapping[str, Any]) -> list[Question]:
+    """The required questions kbnode.json has no answer for: set-up is not complete."""
+    return [q for q in questions if not q.optional and config.get(q.name) in (None, "")]
+
+
+def resolve_auto(questions: list[Question], config: Config, why: str = "--auto asks nothing") -> Config:
+    """Every answer is its default; required ones without any stop with one line saying what to
+    pass (a usage error, exit 2)."""
+    missing = [q for q in questions if not q.default and not q.optional]
+    if missing:
+        options = " ".join(dict.fromkeys(q.option for q in missing if q.option))
+        raise UsageError(f"Aborting due to missing required field: "
+                         f"{', '.join(q.name for q in missing)} ({why}): pass {options} "
+                         f"or set them in {KBUCKET_DIR}/{CONFIG_NAME}")
     for q in questions:
-        if not q.default and not q.optional:
-            raise UsageError(f"Aborting due to missing required field: {q.name} "
-                             f"(set it in .kbucket/{CONFIG_NAME})")
         config[q.name] = q.default
     return config
 
@@ -281,12 +412,15 @@ def ask_questions(questions: list[Question], config: Config, input_stream: TextI
     An empty answer takes the default. End of input is a usage error (never a hang).
     """
     for q in questions:
+        if q.ask_if is not None and not q.ask_if(config):
+            continue
         while True:
             shown = f" ({q.default})" if q.default else ""
             output_stream.write(f"? {q.prompt}{shown} ")
             output_stream.flush()
             line = input_stream.readline()
             if line == "":
+                output_stream.write("\n")
                 raise UsageError(f"no answer for {q.name} (end of input)")
             answer = line.rstrip("\r\n").strip() or q.default
             if q.refusal is not None and answer == "no":
@@ -298,6 +432,66 @@ def ask_questions(questions: list[Question], config: Config, input_stream: TextI
                 break
             output_stream.write(f">> {problem}\n")
     return config
+
+
+def open_terminal() -> tuple[TextIO, TextIO] | None:
+    """The controlling terminal, for reading answers and writing prompts (as ssh and sudo ask), or
+    None when the process has none (cron, systemd, a detached session)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    return (os.fdopen(fd, "r", encoding="utf-8", errors="replace"),
+            os.fdopen(os.dup(fd), "w", encoding="utf-8"))
+
+
+def configure(node: PreparedNode, answers: Mapping[str, str], *, auto: bool = False,
+              reconfigure: bool = False, secrets: Collection[str] = (),
+              env: Mapping[str, str] | None = None, home: Path | None = None) -> bool:
+    """Set-up: apply the answers given as options, ask on the terminal what is missing (the first
+    run) or everything (`reconfigure`), take defaults for the rest; save kbnode.json.
+
+    `secrets` are questions answered out of band (environment, file): never asked, never stored.
+    Without a terminal, or with `auto`, nothing is asked. Returns True if questions were asked.
+    """
+    node_type = str(node.config.get("node_type"))
+    config = node.config
+    if auto and reconfigure:
+        raise UsageError("--reconfigure asks the questions again; it cannot go with --auto")
+    probe = node_questions(node_type, node.node_dir, {}, env={}, settings={})
+    for q in probe:
+        if q.name in answers:
+            problem = q.validate(answers[q.name]) if q.validate else None
+            if problem:
+                raise UsageError(f"{q.option.split()[0]}: {problem}")
+            config[q.name] = answers[q.name]
+    questions = node_questions(node_type, node.node_dir, config, env=env,
+                               settings=load_user_settings(home))
+    asked = False
+    if reconfigure or missing_answers(questions, config):
+        terminal = None if auto else open_terminal()
+        if terminal is None:
+            if reconfigure:
+                raise UsageError("--reconfigure asks on the terminal, and there is none")
+            resolve_auto(questions, config, "--auto asks nothing" if auto else "no terminal to ask on")
+        else:
+            reader, writer = terminal
+            try:
+                ask_questions([q for q in questions if q.name not in answers and q.name not in secrets],
+                              config, reader, writer)
+            finally:
+                reader.close()
+                writer.close()
+            asked = True
+            try:
+                save_user_settings(str(config.get("owner", "")), str(config.get("owner_email", "")),
+                                   home)
+            except OSError:
+                pass  # defaults for the next set-up only
+    else:
+        resolve_auto(questions, config)
+    save_config(node.node_dir, config)
+    return asked
 
 
 def resolve_parent_hub_passcode(config: Mapping[str, Any], env: Mapping[str, str] | None = None,
@@ -368,9 +562,10 @@ def share_listen_port(config: Mapping[str, Any], bind: str = "127.0.0.1",
 
 
 def hub_listen_port(config: Mapping[str, Any]) -> int:
-    value = str(config.get("listen_port") or "")
+    """`listen_port`; 0 means any free port."""
+    value = str(config.get("listen_port", "")).strip()
     if _check_port(value) is not None:
-        raise UsageError(f"listen_port must be a port number, not {value!r}")
+        raise UsageError(f"listen_port must be a port number (0 for any free port), not {value!r}")
     return int(value)
 
 

@@ -73,6 +73,21 @@ class HubError:
 
     text: str
 
+    @property
+    def permanent(self) -> bool:
+        """A refusal that no retry can heal: the passcode, the answers or the keys must change.
+        (A limit, or the same id still connected, can heal: the hub drops a dead link in 60 s.)"""
+        return self.text.startswith(PERMANENT_REFUSALS)
+
+
+# Registration refusals of spec §2.5 (the original's wording) that only a new configuration heals.
+PERMANENT_REFUSALS = (
+    "Incorrect passcode for node",
+    "This system should only be used to share resources for scientific research purposes",
+    "Sharing of resources has not been confirmed",
+    "Child node id does not match public key",
+)
+
 
 @dataclass(frozen=True)
 class RequestStarted:

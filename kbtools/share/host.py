@@ -7,7 +7,8 @@
     host.stop()
 
 Events (dicts, `event` first) go to `on_event` from background threads: `registered`,
-`disconnected`, `request_cancelled`, `index`, `stdin`. They are the NDJSON lines of kb-host
+`disconnected`, `refused` (with `retry_in` None: the link gave up), `request_cancelled`, `index`,
+`stdin`. They are the NDJSON lines of kb-host
 (schemas/kb-host-event.json).
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ShareHost:
                  listen_url: str, on_event: Callable[[dict[str, Any]], None],
                  say: Callable[[str], None], fast_path: bool = True,
                  refresh_interval: float | None = None, max_retry: float | None = None,
-                 stall_timeout: float | None = None) -> None:
+                 stall_timeout: float | None = None, retry_forever: bool = False) -> None:
         self.node = node
         self.hub_url = hub_url.rstrip("/")
         self.on_event = on_event
@@ -50,7 +51,8 @@ class ShareHost:
         link_kwargs = {k: v for k, v in (("max_retry", max_retry), ("stall_timeout", stall_timeout))
                        if v}
         self.link = HubLink(link, self.hub_url, self.server.local_url, self.keeper.node_data,
-                            self._link_event, say, local_file=api.download_target, **link_kwargs)
+                            self._link_event, say, local_file=api.download_target,
+                            retry_forever=retry_forever, **link_kwargs)
         self._link_thread = threading.Thread(target=self.link.run, name="kb-host-link", daemon=True)
         self._started = False
 

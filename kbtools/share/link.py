@@ -2,8 +2,9 @@
 
 `HubLink.run()` connects, registers with the signed envelope, reports the node data (1 s after
 registration, then every 5 s: the hub's heartbeat; sooner when the index changed), and serves tunnelled
-requests; after any failure it reconnects, for ever, with a growing delay (1 s doubling up to 10 s,
-with jitter). The protocol itself (frames, polite alternation, flow control) is
+requests; after any failure it reconnects with a growing delay (1 s doubling up to 10 s, with
+jitter). A refusal of the registration is a `refused` event; one that no retry can heal (a wrong
+passcode, see `HubError.permanent`) ends `run()` unless `retry_forever`. The protocol itself (frames, polite alternation, flow control) is
 `kbtools.protocol.leafconn.ParentLink`; this module only moves its frames.
 
 A tunnelled request is replayed against the share's own HTTP server, as the original share does, so
@@ -138,7 +139,7 @@ class HubLink:
     def __init__(self, link: ParentLink, hub_url: str, local_url: str,
                  node_data: Callable[[], NodeData], on_event: Callable[[dict[str, Any]], None],
                  say: Callable[[str], None], *, max_retry: float = MAX_RETRY,
-                 stall_timeout: float = STALL_TIMEOUT,
+                 stall_timeout: float = STALL_TIMEOUT, retry_forever: bool = False,
                  local_file: Callable[[str], Path | None] = lambda path: None) -> None:
         self.link = link
         self.hub_url = hub_url.rstrip("/")
@@ -149,6 +150,7 @@ class HubLink:
         self.say = say
         self.max_retry = max_retry
         self.stall_timeout = stall_timeout
+        self.retry_forever = retry_forever
         self.local_file = local_file  # the file a tunnelled path downloads, if it is one
         self._stop = threading.Event()
         self._lock = threading.Condition(threading.RLock())
@@ -156,6 +158,7 @@ class HubLink:
         self._generation = 0
         self._last_received = 0.0
         self._hub_error: str | None = None
+        self._refusal: HubError | None = None  # the hub's error before it registered us
         self._requests = threading.BoundedSemaphore(MAX_REQUESTS)
         self._cancelled: dict[str, int] = {}  # request id -> bytes sent, until its worker stops
         self.connections = 0  # successful registrations so far
@@ -182,8 +185,18 @@ class HubLink:
                 break
             if registered:
                 delays = retry_delays(cap=self.max_retry)
-            delay = next(delays)
-            self.on_event({"event": "disconnected", "reason": reason, "retry_in": round(delay, 1)})
+            delay = round(next(delays), 1)
+            refusal = None if registered else self._refusal
+            if refusal is None:
+                self.on_event({"event": "disconnected", "reason": reason, "retry_in": delay})
+            else:
+                give_up = refusal.permanent and not self.retry_forever
+                self.on_event({"event": "refused", "parent_hub_url": self.hub_url,
+                               "reason": refusal.text, "permanent": refusal.permanent,
+                               "retry_in": None if give_up else delay})
+                if give_up:
+                    self.say(f"{reason}; not retrying: this refusal does not heal by itself")
+                    return
             self.say(f"{reason}; retrying in {delay:.0f} s")
             self._stop.wait(delay)
 
@@ -192,6 +205,7 @@ class HubLink:
     def _one_connection(self) -> tuple[bool, str]:
         """Connect, register and serve until the link breaks; (registered?, why it ended)."""
         self._hub_error = None
+        self._refusal = None
         try:
             ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT,
                                              enable_multithread=True, skip_utf8_validation=True)
@@ -299,6 +313,8 @@ class HubLink:
                            "fast_path": event.fast_path, "connections": self.connections})
         elif isinstance(event, HubError):
             self._hub_error = event.text
+            if not self.link.registered:
+                self._refusal = event
         elif isinstance(event, TopHubUrl):
             pass  # a share stores it and never uses it (spec §2.8)
         elif isinstance(event, RequestStarted):

@@ -1,6 +1,7 @@
 """kb-host: configuration (questions, --auto, passcode, port), usage errors and its output lines."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from kbtools.cli.kb_host import KbHost
+from kbtools.node import config as config_module
+from tests.cli.terminal import OnTerminal
 from tests.conftest import run_cli, validate
 from tests.netfixtures import ROOT, free_port, network, share_config, write_kbnode  # noqa: F401
 
@@ -19,7 +22,8 @@ PASS = "hubpass"
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
-    """~/.kbucket-settings goes to a temporary home."""
+    """~/.kbucket-settings goes to a temporary home; in-process runs have no terminal to ask on."""
+    monkeypatch.setattr(config_module, "open_terminal", lambda: None)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KBUCKET_HUB_PASSCODE", raising=False)
     monkeypatch.delenv("KBUCKET_URL", raising=False)
@@ -104,47 +108,154 @@ def test_a_taken_port_is_a_runtime_failure(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_interactive_refusal_and_end_of_input(tmp_path):
+def test_no_to_the_research_question_stops(tmp_path, monkeypatch):
     share = tmp_path / "share"
     share.mkdir()
-    result = run_cli(KbHost, share, stdin="\nno\n")
+    monkeypatch.setattr(config_module, "open_terminal",
+                        lambda: (io.StringIO("\nno\n"), io.StringIO()))
+    result = run_cli(KbHost, share)
     assert result.code == 2
     assert "This system should only be used to share resources for scientific research" in result.stderr
-    result = run_cli(KbHost, share, stdin="myshare\nyes\n")
+    monkeypatch.setattr(config_module, "open_terminal",
+                        lambda: (io.StringIO("myshare\nyes\n"), io.StringIO()))
+    result = run_cli(KbHost, share)
     assert result.code == 2 and "end of input" in result.stderr
 
 
-def test_interactive_questions_answered_through_stdin(network, tmp_path, home):
+def kb_index(node_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(ROOT / "bin" / "kb-index"), str(node_dir), "-q"],
+                            stdout=subprocess.PIPE)
+
+
+def host_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home), **extra}
+    for name in ("KBUCKET_HUB_PASSCODE", "KBUCKET_URL"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def test_the_pipeline_asks_on_the_terminal_once_then_never(network, tmp_path, home):
+    """`cd study && kb-index . | kb-host .`: stdin carries kb-index's records, the questions go to
+    the terminal; the second run asks nothing."""
     hub = network.hub("hub", passcode=PASS)
-    share = tmp_path / "asked"
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "one.txt").write_text("one")
+    env = host_env(home, KBUCKET_URL=hub.url)
+    kb_host = [sys.executable, str(ROOT / "bin" / "kb-host"), "."]
+    index = kb_index(study)
+    with OnTerminal(kb_host, stdin=index.stdout, env=env,
+                    log=tmp_path / "first.log", cwd=study) as run:
+        assert index.stdout is not None
+        index.stdout.close()
+        for prompt, answer in [
+                ("Name for this share: (study)", ""),
+                ("for scientific research purposes (yes/no)?", "maybe"),  # re-asked
+                (">> Invalid string: maybe", "yes"),
+                ("Brief description of this share:", "two recordings"),
+                ("Owner's name (i.e., your full name):", "Ada Lovelace"),
+                ("Owner's email (i.e., your email):", "not-an-email"),
+                (">> Invalid email.", "ada@example.org"),
+                (f"Share all resources associated with the directory {study.resolve()}? (yes/no)", "yes"),
+                ("Listen url for this share (use . for http://localhost:[port]): (.)", ""),
+                (f"Parent hub url: ({hub.url})", ""),  # the default comes from KBUCKET_URL
+                ("Parent hub passcode:", PASS)]:
+            run.expect(prompt)
+            run.answer(answer)
+        lines = [json.loads(run.stdout.readline())]
+        assert lines[0]["event"] == "connected" and lines[0]["name"] == "study", run.log.read_text()
+        while lines[-1]["event"] != "stdin":  # kb-index's records were read from stdin
+            lines.append(json.loads(run.stdout.readline()))
+        assert lines[-1]["files"] == 1
+        assert run.stop() == 0
+        lines += [json.loads(line) for line in run.stdout.read().splitlines()]
+    index.wait(10)
+    assert lines[-1] == {"event": "stopped", "node_id": lines[0]["node_id"]}
+    for line in lines:
+        validate(line, "kb-host-event")
+    err = (tmp_path / "first.log").read_text()
+    assert "Name is too long" not in err and "Traceback" not in err
+    config = json.loads((study / ".kbucket" / "kbnode.json").read_text())
+    assert config["owner"] == "Ada Lovelace" and config["parent_hub_url"] == hub.url
+    assert config["node_id"] == lines[0]["node_id"]
+    settings = json.loads((home / ".kbucket-settings").read_text())
+    assert settings["default_owner_email"] == "ada@example.org"
+
+    index = kb_index(study)
+    with OnTerminal(kb_host, stdin=index.stdout, env=env, log=tmp_path / "second.log", cwd=study) as run:
+        assert index.stdout is not None
+        index.stdout.close()
+        ready = json.loads(run.stdout.readline())
+        assert ready["event"] == "connected" and ready["node_id"] == lines[0]["node_id"]
+        assert run.read_screen() == ""  # nothing asked on the terminal
+        assert run.stop() == 0
+    index.wait(10)
+
+
+def test_the_pipeline_without_a_terminal_says_what_to_pass(tmp_path, home):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "one.txt").write_text("one")
+    index = kb_index(study)
+    proc = subprocess.run([sys.executable, str(ROOT / "bin" / "kb-host"), str(study)], stdin=index.stdout,
+                          capture_output=True, text=True, env=host_env(home), timeout=60,
+                          start_new_session=True)  # no controlling terminal
+    index.wait(10)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "Name is too long" not in proc.stderr and "?" not in proc.stderr
+    assert ("Aborting due to missing required field: scientific_research, owner, owner_email, "
+            "confirm_share, parent_hub_url (no terminal to ask on): pass --agree --owner NAME "
+            "--email EMAIL --hub URL") in proc.stderr
+
+
+def test_set_up_from_nothing_without_a_terminal(network, tmp_path, home):
+    """From cron, make or systemd: options and environment variables answer everything."""
+    hub = network.hub("hub", passcode=PASS)
+    share = tmp_path / "share"
     share.mkdir()
     (share / "one.txt").write_text("one")
-    port = free_port()
-    answers = ["",  # name: the default (the directory's name)
-               "maybe", "yes",  # re-asked after an invalid answer
-               "a share answered on stdin",
-               "Ada Lovelace",
-               "not-an-email", "ada@example.org",
-               "yes",
-               f"http://127.0.0.1:{port}",
-               hub.url,
-               PASS]
-    proc = start(share, stdin="\n".join(answers) + "\n")
+    env = host_env(home, KBUCKET_HUB_PASSCODE=PASS, HEMLOCK_LEAF_PORT_RANGE=str(free_port()))
+    proc = start(share, "--hub", hub.url, "--owner", "Ada Lovelace", "--email", "ada@example.org",
+                 "--agree", env=env)
     try:
         ready = first_line(proc)
-        validate(ready, "kb-host-event")
-        assert ready["name"] == "asked" and ready["listen_url"] == f"http://127.0.0.1:{port}"
+        assert ready["event"] == "connected" and ready["name"] == "share"
+    finally:
+        code, err = stop(proc)
+    assert code == 0 and "?" not in err.replace("?node_id", "")
+    config = json.loads((share / ".kbucket" / "kbnode.json").read_text())
+    assert config["parent_hub_url"] == hub.url and config["confirm_share"] == "yes"
+    assert "parent_hub_passcode" not in config or config["parent_hub_passcode"] == ""  # never stored
+    proc = start(share, env=env)  # later runs: no options, no questions
+    try:
+        assert first_line(proc)["node_id"] == ready["node_id"]
     finally:
         code, err = stop(proc)
     assert code == 0
-    assert "[kbucket] Name for this share: (asked)" in err
-    assert "Invalid string: maybe" in err and "Invalid email." in err
-    assert f"[kbucket] Share all resources associated with the directory {share.resolve()}? (yes/no)" in err
-    config = json.loads((share / ".kbucket" / "kbnode.json").read_text())
-    assert config["owner"] == "Ada Lovelace" and config["parent_hub_url"] == hub.url
-    assert config["node_id"] == ready["node_id"]
-    settings = json.loads((home / ".kbucket-settings").read_text())
-    assert settings["default_owner_email"] == "ada@example.org"
+
+
+def test_a_broken_kbnode_json_is_named_with_exit_2(tmp_path):
+    share = tmp_path / "share"
+    (share / ".kbucket").mkdir(parents=True)
+    (share / ".kbucket" / "kbnode.json").write_bytes(b'{"name": "\xff\xfe"}')
+    result = run_cli(KbHost, share, "--auto")
+    assert result.code == 2 and result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"kb-host: {(share / '.kbucket' / 'kbnode.json').resolve()}: not UTF-8 text")
+    assert "internal error" not in result.stderr
+    (share / ".kbucket" / "kbnode.json").write_text('{"node_type": "leaf", "owner": {"a": 1}}')
+    result = run_cli(KbHost, share)
+    assert result.code == 2 and "owner must be a string, not an object" in result.stderr
+
+
+def test_a_stopped_line_last(network, tmp_path):
+    hub = network.hub("hub", passcode=PASS)
+    share = network.share("share", hub, passcode=PASS, files={"one.txt": b"one"})
+    assert share.stop() == 0
+    events = share.events()
+    assert events[-1] == {"event": "stopped", "node_id": share.node_id}
+    validate(events[-1], "kb-host-event")
 
 
 def test_passcode_file_and_port_range(network, tmp_path):
