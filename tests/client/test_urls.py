@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from kbtools.client.errors import BadUrl
+from kbtools.client.errors import BadHubUrl, BadUrl
 from kbtools.client.urls import (
+    NODE_ID_RE,
     HttpRef,
     KbucketRef,
     Sha1Ref,
+    check_hub_url,
     download_url,
     encode_found_url,
     find_url,
@@ -74,3 +76,97 @@ def test_found_urls_with_raw_paths_are_encoded_and_encoded_ones_kept():
     encoded = "http://h:1/abc/download/sp%20ace/f%20%231%3F.txt"
     assert encode_found_url(encoded, "abc", "sp ace/f #1?.txt") == encoded
     assert encode_found_url("http://h:1/other/x", "abc", "x") == "http://h:1/other/x"
+
+
+# -- hostile URLs (issue 18) ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "kbucket://3dfec2317053/a/./b", "kbucket://3dfec2317053/./a", "kbucket://3dfec2317053/a/.",
+    "kbucket://3dfec2317053/a\x00b", "kbucket://3dfec2317053/a/\x00", f"sha1://{SHA1}/a\x00b",
+    f"sha1://{SHA1}/\x00", "http://h/3dfec2317053/download/a%00b", "http://h/3dfec2317053/download/a/%2e/b",
+    "http://[/3dfec2317053/download/x", "http://h:99999/3dfec2317053/download/x",
+    "http://h:port/3dfec2317053/download/x", "https://:80/3dfec2317053/download/x",
+])
+def test_hostile_urls_are_refused_in_one_line(url):
+    with pytest.raises(BadUrl) as info:
+        parse_url(url)
+    message = str(info.value)
+    assert "\n" not in message and "\x00" not in message
+
+
+@pytest.mark.parametrize("url,name", [
+    (f"sha1://{SHA1}/..", None), (f"sha1://{SHA1}/.", None), (f"sha1://{SHA1}/a/..", None),
+    (f"sha1://{SHA1}/", None), (f"sha1://{SHA1}//", None),
+    (f"sha1://{SHA1}/a/b/", "b"), (f"sha1://{SHA1}/raw.mda/", "raw.mda"), (f"sha1://{SHA1}/../x", "x"),
+])
+def test_sha1_names_are_plain_file_names(url, name):
+    assert parse_url(url).name == name
+
+
+@pytest.mark.parametrize("url,path", [
+    ("http://h/3dfec2317053/download/dataset1/", "dataset1"),
+    ("http://h/3dfec2317053/download/", ""),
+    ("http://h/3dfec2317053/download/a%20b/c/", "a b/c"),
+])
+def test_http_download_url_with_a_trailing_slash_is_a_directory(url, path):
+    ref = parse_url(url)
+    assert isinstance(ref, HttpRef) and ref.is_dir_hint and ref.path == path
+
+
+def test_hub_urls_are_checked_and_name_where_they_came_from():
+    assert check_hub_url("http://127.0.0.1:3000/") == "http://127.0.0.1:3000"
+    assert check_hub_url("https://hub.example/prefix") == "https://hub.example/prefix"
+    for bad in ("notaurl", "127.0.0.1:3000", "ftp://h", "http://", "http://h:99999", "http://h/?x=1"):
+        with pytest.raises(BadHubUrl) as info:
+            check_hub_url(bad, "KBUCKET_URL")
+        assert info.value.exit_code == 2
+        assert str(info.value).startswith(f"KBUCKET_URL={bad} is not a hub URL")
+        assert "http://127.0.0.1:3000" in str(info.value)  # what a valid one looks like
+
+
+# -- properties: whatever the URL, a safe reference or BadUrl -----------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PREFIXES = ["kbucket://3dfec2317053/", "kbucket://", "sha1://" + SHA1 + "/", "sha1://" + SHA1, "sha1://",
+            "http://h/3dfec2317053/download/", "https://h:1/p/3dfec2317053/api/readdir/", "http://",
+            "https://", ""]
+# The characters that make paths interesting, and a few ordinary ones.
+PIECES = st.sampled_from(["/", ".", "..", "%", "%2e", "%2E", "%2f", "%00", "\x00", "%ff", "\n", "?", "#",
+                          ":", "[", "]", "@", "\\", " ", "a", "b", "ü", "3dfec2317053", "download", "~"])
+
+
+def _assert_safe_relpath(path):
+    assert not path.startswith("/") and "\x00" not in path
+    if path:
+        assert all(segment not in ("", ".", "..") for segment in path.split("/"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), pieces=st.lists(PIECES, max_size=12), tail=st.text(max_size=8))
+def test_no_url_yields_an_unsafe_path_or_a_traceback(prefix, pieces, tail):
+    url = prefix + "".join(pieces) + tail
+    try:
+        ref = parse_url(url)
+    except BadUrl as exc:
+        assert "\n" not in str(exc) and "\x00" not in str(exc)
+        return
+    if isinstance(ref, Sha1Ref):
+        if ref.name is not None:
+            assert ref.name not in ("", ".", "..") and "/" not in ref.name and "\x00" not in ref.name
+    else:
+        _assert_safe_relpath(ref.path)
+        assert NODE_ID_RE.match(ref.node_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_any_hub_setting_is_a_url_or_a_usage_error(value):
+    try:
+        checked = check_hub_url(value, "KBUCKET_URL")
+    except BadHubUrl as exc:
+        assert exc.exit_code == 2 and "\n" not in str(exc) and "\x00" not in str(exc)
+        return
+    assert checked.startswith(("http://", "https://"))
