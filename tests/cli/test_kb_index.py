@@ -73,7 +73,10 @@ def test_extra_digests(tmp_path):
     assert f["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert f["md5"] == "900150983cd24fb0d6963f7d28e17f72"
     validate(f, "kb-index-record")
-    assert run_cli(KbIndex, tmp_path, "--digest", "sha512").code == 2
+    r = run_cli(KbIndex, tmp_path, "--digest", "sha512")
+    assert r.code == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == \
+        "kb-index: argument --digest: invalid choice: 'sha512' (choose from 'sha256', 'md5')"
 
 
 def test_dataset_records(tmp_path):
@@ -104,10 +107,13 @@ def test_prv_matches_the_recorded_original(tmp_path):
 
 
 def test_prv_errors(tmp_path):
-    assert run_cli(KbIndex, "--prv", tmp_path).code == 2
+    r = run_cli(KbIndex, "--prv", tmp_path)
+    assert r.code == 2 and r.stderr.splitlines()[0] == f"kb-index: {tmp_path} is a directory: use --prvdir"
     r = run_cli(KbIndex, "--prv", tmp_path / "missing")
     assert r.code == 2 and "Traceback" not in r.stderr and r.stdout == ""
-    assert run_cli(KbIndex, tmp_path, "--prv", tmp_path / "x").code == 2
+    assert r.stderr.splitlines()[0] == f"kb-index: no such file: {tmp_path / 'missing'}"
+    r = run_cli(KbIndex, tmp_path, "--prv", tmp_path / "x")
+    assert r.code == 2 and r.stderr.splitlines()[0] == "kb-index: give either DIR, --prv FILE or --prvdir DIR"
     os.mkfifo(tmp_path / "fifo")  # never opened: that would block
     r = run_cli(KbIndex, "--prv", tmp_path / "fifo")
     assert r.code == 2 and "not a regular file" in r.stderr
