@@ -107,15 +107,20 @@ class KbUrl(Command):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="local paths; - reads them from stdin")
         parser.add_argument("--sha1", action="store_true",
                             help="add the content SHA-1 and a sha1://<sha1>/<name> URL (files only)")
-        parser.add_argument("--hub", metavar="URL", help="hub that resolves URLs (default: $KBUCKET_URL)")
+        parser.add_argument("--hub", metavar="URL",
+                            help="hub that resolves URLs, http(s)://HOST[:PORT] (default: $KBUCKET_URL)")
 
     def run(self) -> int:
         failed = 0
-        hub = self.args.hub or os.environ.get("KBUCKET_URL") or None
         remote_code = EXIT_OK
         for text in self.iter_inputs(self.args.paths):
             if text.startswith(URL_SCHEMES):
-                record, code = remote_url_record(text, hub)
+                from kbtools.client.urls import configured_hub  # requests: only for URLs
+
+                # --hub / $KBUCKET_URL is read (and checked: a bad one is a usage error) only for
+                # the URLs that need a hub; an http(s) URL names its own host.
+                needs_hub = not text.startswith(("http://", "https://"))
+                record, code = remote_url_record(text, configured_hub(self.args.hub) if needs_hub else None)
                 remote_code = max(remote_code, code)
                 self.emit(record)
                 continue

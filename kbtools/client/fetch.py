@@ -57,7 +57,8 @@ def fetch_file(resolution: Resolution, target: str | os.PathLike[str], cache: Sh
         except OSError as exc:
             raise ClientError(f"cannot write {target}: {exc.strerror}") from None
     if not resolution.download_urls:
-        raise ClientError(f"{resolution.url}: not in the cache (any more) and no download URL to try")
+        raise ClientError(f"{resolution.url}: not in the cache (or its copy there was damaged and has been"
+                          " removed), and no download URL to try")
     result = download(resolution.download_urls, target, sha1, resolution.size, options, progress, stop,
                       health, on_url)
     if cache is not None and cache.path_for(sha1) != target:

@@ -114,3 +114,20 @@ def test_nearest_hosted_ancestor_wins(hosted):
 
 def test_usage():
     assert run_cli(KbUrl).code == 2
+
+
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_a_hub_setting_that_is_not_a_url_is_a_usage_error(hosted, monkeypatch, how):
+    monkeypatch.setenv("KBUCKET_URL", "notaurl")
+    args = ["--hub", "notaurl"] if how == "option" else []
+    r = run_cli(KbUrl, *args, "kbucket://83bded5ed247/sub/one.txt")
+    assert r.code == 2 and r.stdout == ""
+    first = r.stderr.splitlines()[0]
+    assert ("--hub=notaurl" if how == "option" else "KBUCKET_URL=notaurl") in first
+    assert "http://127.0.0.1:3000" in first and "unreachable" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_bad_hub_setting_does_not_matter_to_local_paths(hosted, monkeypatch):
+    monkeypatch.setenv("KBUCKET_URL", "notaurl")
+    r = run_cli(KbUrl, str(hosted / "sub" / "one.txt"))
+    assert r.code == 0 and _check(r)[0]["url"] == f"kbucket://{NODE_ID}/sub/one.txt"

@@ -173,3 +173,19 @@ def test_without_mmap_the_prefix_is_read_back(network, contents, tmp_path, monke
     monkeypatch.setattr(mmap, "mmap", refuse)
     fetch(network, BIG, tmp_path / "x")
     assert (tmp_path / "x").read_bytes() == contents[BIG]
+
+
+def test_the_source_is_the_url_that_served_most_bytes_and_each_new_url_is_announced(network, contents, tmp_path):
+    resolution = resolve(network.url(BIG), network.hub.url)
+    direct, relayed = resolution.download_urls
+    network.share.behaviour.die_after = MiB + 1000
+    network.share.behaviour.stop_on_die = True  # the share goes away after a chunk and a bit
+    announced = []
+    options = DownloadOptions(chunk_size=MiB, parallel=1, backoff=0.01, attempts=2)
+    result = download(resolution.download_urls, tmp_path / "f", resolution.sha1, resolution.size, options,
+                      on_url=announced.append)
+    assert (tmp_path / "f").read_bytes() == contents[BIG]
+    assert announced == [direct, relayed] and result.urls_used == [direct, relayed]
+    assert result.bytes_by_url[direct] == MiB + 1000
+    assert result.bytes_by_url[relayed] == len(contents[BIG]) - MiB - 1000
+    assert result.source == relayed

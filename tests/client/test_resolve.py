@@ -75,3 +75,41 @@ def test_hub_down_is_a_peer_error_and_no_hub_a_bad_url():
 def test_http_readdir_url_of_the_hub_is_a_directory(network):
     resolution = resolve(f"{network.hub.url}/{network.node_id}/api/readdir/sp%20ace")
     assert resolution.type == "dir" and [e.name for e in resolution.entries] == ["f #1?.txt"]
+
+
+def test_each_download_url_has_its_route(network, contents):
+    node = network.node_id
+    share, hub = (f"{base}/{node}/download/sub/deep.bin" for base in (network.share.url, network.hub.url))
+    resolution = resolve(network.url("sub/deep.bin"), network.hub.url)
+    assert [resolution.route_of(u) for u in resolution.download_urls] == ["direct", "hub"]
+    sha1 = hashlib.sha1(contents["sub/deep.bin"]).hexdigest()
+    by_content = resolve(f"sha1://{sha1}", network.hub.url)
+    assert (by_content.route_of(share), by_content.route_of(hub)) == ("direct", "hub")
+    resolver = Resolver(network.hub.url)
+    directory = resolver.resolve(network.url("sub"))
+    for _ in range(2):  # the second time from what the first learnt (no find)
+        entry = resolver.entry_file(directory, directory.entries[0])
+        assert (entry.route_of(share), entry.route_of(hub)) == ("direct", "hub")
+    assert resolve(share).route_of(share) == "direct"  # the share answers find with "not a hub"
+    assert resolve(hub).route_of(hub) == "hub"
+
+
+def test_find_answers_list_each_share_first():
+    from kbtools.client.resolve import found_urls
+
+    answer = {"found": True,
+              "urls": ["http://s1/aaaaaaaaaaaa/download/x", "http://h2/aaaaaaaaaaaa/download/x",
+                       "http://h1/aaaaaaaaaaaa/download/x", "http://s2/bbbbbbbbbbbb/download/y",
+                       "http://h1/bbbbbbbbbbbb/download/y"],
+              "results": [{"kbshare_id": "aaaaaaaaaaaa", "path": "x", "size": 1},
+                          {"kbshare_id": "bbbbbbbbbbbb", "path": "y", "size": 1}]}
+    urls, _, routes = found_urls(answer)
+    assert [routes[u] for u in urls] == ["direct", "hub", "hub", "direct", "hub"]
+
+
+def test_a_hub_url_that_is_not_a_url_is_a_usage_error():
+    from kbtools.client import BadHubUrl
+
+    with pytest.raises(BadHubUrl) as info:
+        Resolver("notaurl")
+    assert info.value.exit_code == 2 and "notaurl" in str(info.value)
