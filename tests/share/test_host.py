@@ -120,14 +120,54 @@ def test_hub_down_then_up_the_share_reconnects(network):
     assert "retrying in" in share.stderr()
 
 
-def test_wrong_passcode_retries_and_says_so(network):
+def test_a_wrong_passcode_is_said_on_stdout_and_ends_the_run(network):
     hub = network.hub("hub", passcode=PASS)
     share = network.share("share", hub, passcode="wrong", files={"one.txt": b"one"}, start=False)
     share.start(wait=False)
-    wait_for(lambda: share.stderr().count("Incorrect passcode") >= 2, timeout=30,
-             what="no retry after a refused registration")
-    assert share.running() and share.events() == []
+    assert share.process is not None and share.process.wait(60) == 3
+    events = share.events()
+    for event in events:
+        validate(event, "kb-host-event")
+    node_id = json.loads((share.node_dir / ".kbucket" / "kbnode.json").read_text())["node_id"]
+    assert events == [{"event": "refused", "parent_hub_url": hub.url,
+                       "reason": "Incorrect passcode for node share", "permanent": True,
+                       "retry_in": None},
+                      {"event": "stopped", "node_id": node_id}]
+    err = share.stderr()
+    assert "refused this share for good: Incorrect passcode for node share" in err
+    assert "--retry-forever" in err and "Traceback" not in err
+
+
+def test_retry_forever_keeps_trying_after_a_refusal(network):
+    hub = network.hub("hub", passcode=PASS)
+    share = network.share("share", hub, passcode="wrong", files={"one.txt": b"one"},
+                          args=("--retry-forever",), start=False)
+    share.start(wait=False)
+    wait_for(lambda: len(share.events()) >= 2, timeout=30, what="no retry after a refused registration")
+    assert share.running()
+    for event in share.events():
+        validate(event, "kb-host-event")
+        assert event["event"] == "refused" and event["permanent"] is True and event["retry_in"] > 0
     assert "retrying in" in share.stderr()
+
+
+def test_a_refusal_that_can_heal_is_retried(network):
+    """The same node id already connected (a copy of the share's keys, or a link the hub has not yet
+    seen die) is refused; the share says so and keeps trying."""
+    hub = network.hub("hub", passcode=PASS)
+    first = network.share("first", hub, passcode=PASS, files={"one.txt": b"one"})
+    twin_dir = network.root / "twin"
+    (twin_dir / ".kbucket").mkdir(parents=True)
+    for name in ("private.pem", "public.pem"):
+        shutil.copyfile(first.node_dir / ".kbucket" / name, twin_dir / ".kbucket" / name)
+    write_kbnode(twin_dir, share_config("twin", free_port(), hub.url))
+    twin = network.share("twin", hub, passcode=PASS, start=False)
+    twin.start(wait=False)
+    event = wait_for(lambda: twin.events(), what="no refusal on stdout")[0]
+    validate(event, "kb-host-event")
+    assert event["event"] == "refused" and event["permanent"] is False and event["retry_in"] > 0
+    assert f"A connected leaf with id={first.node_id} already exists" in event["reason"]
+    assert twin.running()
 
 
 def test_an_original_node_directory_is_used_as_it_is(network):
