@@ -32,8 +32,8 @@ from kbtools.protocol.hubconn import (
     NodeDataUpdated, Outcome, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
 )
 from kbtools.protocol.routing import (
-    child_find_results, filter_response_headers, find_answer, hub_node_data, node_info_object,
-    nodeinfo_answer, plan_find, route, unable_to_locate,
+    InvalidResponse, check_response_head, child_find_results, find_answer, hub_node_data,
+    node_info_object, nodeinfo_answer, plan_find, route, unable_to_locate,
 )
 from kbtools.hub.leafindex import LeafIndex
 from kbtools.hub.tunnel import ChildLink, TunnelFailed, TunnelRequest
@@ -278,14 +278,26 @@ class Hub:
                 return json_response({"error": f"Error in response: {event.error}"}, status)
             if not isinstance(event, ResponseHeaders):
                 return error_response("Response without headers", 502)
-            response = web.StreamResponse(status=event.status, reason=_reason(event.status_message))
-            for name, value in filter_response_headers(event.headers).items():
-                for v in value if isinstance(value, list) else [value]:
-                    response.headers.add(name, v)
+            try:
+                head = check_response_head(event.status, event.status_message, event.headers)
+            except InvalidResponse as e:
+                return error_response(f"Invalid response from node: {e}", 502)
+            response = web.StreamResponse(status=head.status, reason=head.reason)
+            for name, value in head.headers:
+                response.headers.add(name, value)
             response.headers["Access-Control-Allow-Origin"] = "*"
+            # A body that does not match the announced length breaks the connection, so that no
+            # byte of it is ever read as the next response.
+            left = None if request.method == "HEAD" else head.content_length
             _large_send_buffer(request)
             try:
-                await response.prepare(request)
+                try:
+                    await response.prepare(request)
+                except ConnectionError:
+                    raise
+                except Exception:  # nothing may be written after a failed head: drop the link
+                    _abort(request)
+                    return response
                 while True:
                     try:
                         event = await tunnel.next_event(timeout)
@@ -293,6 +305,11 @@ class Hub:
                         _abort(request)
                         return response
                     if isinstance(event, ResponseData):
+                        if left is not None:
+                            left -= len(event.data)
+                            if left < 0:
+                                _abort(request)
+                                return response
                         try:
                             await asyncio.wait_for(response.write(event.data),
                                                    self.settings.client_write_timeout)
@@ -301,6 +318,9 @@ class Hub:
                             return response
                         await tunnel.consumed(event)
                     elif isinstance(event, ResponseEnd):
+                        if left:  # fewer bytes than announced
+                            _abort(request)
+                            return response
                         await response.write_eof()
                         return response
                     else:  # error or child gone mid-response: the client must see a broken transfer
@@ -438,12 +458,6 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 
 def _short(value: Any) -> str | None:
     return value[:64] if isinstance(value, str) else None
-
-
-def _reason(text: str) -> str | None:
-    # A reason phrase from the network goes into the status line: printable ASCII only.
-    clean = "".join(c for c in text if 32 <= ord(c) < 127)[:100]
-    return clean or None
 
 
 def _abort(request: web.Request) -> None:

@@ -12,7 +12,6 @@ and a close; no exception escapes `receive_frame`.
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -23,7 +22,7 @@ from kbtools.node.identity import node_id_for_public_key
 from kbtools.protocol.jsondiff import patch
 from kbtools.protocol.messages import (
     ConfirmRegistration, EndResponse, ErrorReply, Ok, ReportError, SetResponseHeaders, SetTopHubUrl,
-    WriteResponseData, parse_response_message,
+    SIGNATURE, WriteResponseData, loads_network_json, parse_response_message,
 )
 from kbtools.protocol.objecthash import object_hash
 
@@ -303,7 +302,7 @@ class ChildConnection:
         if len(text) > self.limits.max_frame_bytes:
             raise RemoteProtocolError("Message too large")
         try:
-            frame = json.loads(text)
+            frame = loads_network_json(text)
         except ValueError:
             raise RemoteProtocolError("Unable to parse message") from None
         if not isinstance(frame, dict):
@@ -343,7 +342,10 @@ class ChildConnection:
         if self.public_key is None:
             raise RemoteProtocolError("Unable to verify message: no public key received")
         signature = frame.get("signature")
-        if not isinstance(signature, str) or not verify_message(self.public_key, message, signature):
+        # One spelling per signature, so that the replay memory cannot be fooled by another one
+        # (upper-case hex, spaces) that bytes.fromhex would accept as well.
+        if not isinstance(signature, str) or not SIGNATURE.match(signature) \
+                or not verify_message(self.public_key, message, signature):
             raise RemoteProtocolError("Unable to verify message using signature")
         # kbtools: refuse stale or replayed frames
         self._check_fresh(message, signature, now)

@@ -12,7 +12,6 @@ until a frame arrives from the hub. Binary frames (fast path only) are not part 
 """
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
@@ -23,7 +22,7 @@ from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
 from kbtools.protocol.messages import (
     MAX_CHUNK, ConfirmRegistration, EndRequest, EndResponse, ErrorReply, InitiateRequest, Ok,
     RegisterChildNode, ReportError, ReportNodeData, SetResponseHeaders, SetTopHubUrl,
-    WriteRequestData, WriteResponseData, parse_parent_message,
+    WriteRequestData, WriteResponseData, loads_network_json, parse_parent_message,
 )
 from kbtools.protocol.objecthash import object_hash
 
@@ -201,7 +200,7 @@ class ParentLink:
         if len(text) > self.max_frame_bytes:
             raise RemoteProtocolError("Message from hub too large")
         try:
-            obj = json.loads(text)
+            obj = loads_network_json(text)
         except ValueError:
             raise RemoteProtocolError("Unable to parse message from hub") from None
         msg = parse_parent_message(obj)

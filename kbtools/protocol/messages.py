@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -15,6 +16,28 @@ from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 MAX_CHUNK = 65536  # raw bytes per http.write_response_data (the original's stream chunks)
+
+
+SIGNATURE = re.compile(r"[0-9a-f]+\Z")  # the one spelling: lower-case hex, no spaces (as recorded)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_network_json(text: str | bytes) -> Any:
+    """JSON text from the network: strict JSON (no NaN or Infinity) holding only valid Unicode.
+
+    Raises ValueError otherwise, so that nothing a peer sends can later fail in a writer: a lone
+    surrogate (``"\\ud800"``) would make every JSON or UTF-8 writer that meets it raise.
+    """
+    obj = json.loads(text, parse_constant=_refuse_constant)
+    if "\\u" in (text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        try:  # only escapes can make a lone surrogate: the UTF-8 of the frame itself is checked
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text that is not valid Unicode (a lone surrogate)") from None
+    return obj
 
 
 def _require(cond: bool, text: str, remote: bool) -> None:

@@ -4,6 +4,7 @@ Pure functions over the hub's ChildRegistry; the hub does the I/O.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -43,9 +44,72 @@ def filter_request_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     return {k.lower(): v for k, v in headers.items() if k.lower() not in PRIVATE_REQUEST_HEADERS}
 
 
-def filter_response_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers of a tunnelled response to copy to the client (hop-by-hop ones dropped)."""
-    return {k: v for k, v in headers.items() if str(k).lower() not in HOP_BY_HOP}
+# Never copied from a tunnelled response: they would act on the hub's own origin, the web page's.
+ORIGIN_HEADERS = frozenset({"set-cookie", "set-cookie2", "clear-site-data", "refresh",
+                            "content-security-policy", "x-content-type-options"})
+# Added to every tunnelled response: what a share serves is data, never a page of the hub's origin.
+TUNNEL_RESPONSE_HEADERS = (("Content-Security-Policy", "sandbox"), ("X-Content-Type-Options", "nosniff"))
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # an RFC 9110 token
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")  # no CR, LF, NUL or other controls
+MAX_RESPONSE_HEADERS = 100
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+
+
+class InvalidResponse(ValueError):
+    """A child's response head that must not reach an HTTP client (the text says why)."""
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    """A child's response head, checked: safe to write to a client as it is."""
+    status: int
+    reason: str | None
+    headers: tuple[tuple[str, str], ...]
+    #: the body length the child announced, which the body must then match exactly
+    content_length: int | None
+
+
+def check_response_head(status: Any, status_message: Any, headers: Any) -> ResponseHead:
+    """Everything a child says about a response, checked before any of it reaches a client.
+
+    Raises InvalidResponse for a status outside 200-599, a header name that is not a token, a
+    value with a line break or another control character, a length that is not one decimal
+    number, or too many or too large headers. Hop-by-hop headers and those that would act on the
+    hub's own origin are dropped; the tunnel's own safety headers are added.
+    """
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise InvalidResponse(f"invalid status {status!r}"[:100])
+    if not isinstance(headers, Mapping) or len(headers) > MAX_RESPONSE_HEADERS:
+        raise InvalidResponse("invalid or too many headers")
+    reason = None
+    if isinstance(status_message, str):  # the status line: printable ASCII only, or none
+        reason = "".join(c for c in status_message if 32 <= ord(c) < 127)[:100] or None
+    out: list[tuple[str, str]] = []
+    lengths: set[str] = set()
+    size = 0
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise InvalidResponse(f"invalid header name {name!r}"[:100])
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str) or not HEADER_VALUE.match(v):
+                raise InvalidResponse(f"invalid value of header {name}")
+            size += len(name) + len(v) + 4
+            lower = name.lower()
+            if lower == "content-length":
+                lengths.add(v.strip())
+            elif lower not in HOP_BY_HOP and lower not in ORIGIN_HEADERS:
+                out.append((name, v))
+    if size > MAX_RESPONSE_HEAD_BYTES:
+        raise InvalidResponse("response headers too large")
+    content_length = None
+    if lengths:
+        text = lengths.pop()
+        if lengths or not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise InvalidResponse("invalid content-length")
+        content_length = int(text)
+        out.append(("Content-Length", text))
+    return ResponseHead(status, reason, tuple(out) + TUNNEL_RESPONSE_HEADERS, content_length)
 
 
 def tunnel_request_frames(request_id: str, method: str, path: str, headers: Mapping[str, Any],
