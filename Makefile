@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test demo bench conda clean test-deps
+.PHONY: all venv test demo bench conda clean test-deps mutation
 
 all: test
 
@@ -36,6 +36,13 @@ demo: venv
 bench: venv
 	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
 	if [ -n "$$failed" ]; then echo "missed or failed:$$failed"; exit 1; fi
+
+# Mutation testing of the core modules, each against its own tests (tests/mutation/run.py): prints
+# the score per module; equivalent mutants are argued in tests/mutation/equivalent.md. Slow, so
+# not part of `make test` or CI. One module: make mutation MODULES=kbtools/formats/mda.py
+mutation: $(VENV)/.test-deps tests/mutation/requirements.txt
+	$(PY) -m pip install -q -r tests/mutation/requirements.txt
+	$(PY) tests/mutation/run.py $(MODULES)
 
 # The conda package, built and tried offline (docs/packaging.md): a channel in dist/conda/.
 conda: $(VENV)/.test-deps
