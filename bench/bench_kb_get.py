@@ -2,7 +2,11 @@
 kb-hub, on loopback. Prints the time of each and the ratio curl/kb-get (target >= 0.9: kb-get, which
 also verifies the SHA-1, is at least 0.9x as fast as a plain curl).
 
-Usage: bench_kb_get.py [--size-mib N] [--runs N]
+Then the cost of the cache, directly from the share: kb-get filling a fresh cache (a copy of the file
+goes into it: a reflink where the file system can, else a copy in the kernel) against --no-cache, and
+kb-get served from the cache (a verified copy) against what a hard link cost (hashing the entry only).
+
+Usage: bench_kb_get.py [--size-mib N] [--runs N] [--no-cache-bench]
 """
 from __future__ import annotations
 
@@ -100,11 +104,41 @@ def compare(url: str, out: Path, sha1: str, runs: int,
     return curl_times, kb_times, verified_times
 
 
+def compare_cache(url: str, out: Path, sha1: str, runs: int) -> dict[str, list[float]]:
+    """Seconds of kb-get --no-cache, kb-get filling a fresh cache, kb-get served by the cache, and
+    of hashing the cached file (what a cache hit cost when it was a hard link: the entry was
+    verified, then linked), alternating as in ``compare``."""
+    cache = out / "cache"
+    env = {**os.environ, "KBUCKET_CACHE_DIR": str(cache)}
+    env.pop("KBUCKET_NO_CACHE", None)
+    times: dict[str, list[float]] = {"no-cache": [], "fill": [], "hit": [], "hash": []}
+    for run in range(runs):
+        shutil.rmtree(cache, ignore_errors=True)
+        for step in (("no-cache", "fill") if run % 2 == 0 else ("fill", "no-cache")):
+            target = out / "kb.bin"
+            extra = ["--no-cache"] if step == "no-cache" else []
+            times[step].append(timed(command("kb-get") + extra + [url, "-o", str(target)], env))
+            target.unlink()
+        target = out / "hit.bin"
+        times["hit"].append(timed(command("kb-get") + [f"sha1://{sha1}/hit.bin", "-o", str(target)], env))
+        if hash_file(target)[0].sha1 != sha1:
+            raise RuntimeError("kb-get wrote wrong bytes from the cache")
+        target.unlink()
+        entry = cache / sha1[0] / sha1[1:3] / sha1
+        settle()
+        started = time.perf_counter()
+        hash_file(entry)
+        times["hash"].append(time.perf_counter() - started)
+    shutil.rmtree(cache, ignore_errors=True)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kb-get-args", default="", help="more kb-get options, e.g. '-j 2 --chunk-size 32'")
+    parser.add_argument("--no-cache-bench", action="store_true", help="skip the cost of the cache")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         print("curl is not installed: nothing to compare with")
@@ -135,6 +169,14 @@ def main() -> int:
                       f"   [curl|tee|sha1sum {verified_s:5.2f} s: kb-get {verified_s / kb_s:4.2f}x that]")
                 print(f"  {'':22s} min: curl {min(curl_t):5.2f} s   kb-get {min(kb_t):5.2f} s"
                       f"   ratio of the minima {min(curl_t) / min(kb_t):4.2f}x")
+            if not args.no_cache_bench:
+                times = compare_cache(f"{share_url}/{share.node_id}/download/big.bin", out, sha1, args.runs)
+                med = {name: statistics.median(values) for name, values in times.items()}
+                print(f"the cache, direct from the share, median of {args.runs}:")
+                print(f"  kb-get --no-cache {med['no-cache']:5.2f} s   filling a fresh cache {med['fill']:5.2f} s"
+                      f"   (+{med['fill'] - med['no-cache']:4.2f} s, {med['fill'] / med['no-cache']:4.2f}x)")
+                print(f"  served by the cache {med['hit']:5.2f} s (a verified copy)   a hard link cost"
+                      f" {med['hash']:5.2f} s (hashing the entry)")
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -48,7 +48,9 @@ class KbGet(Command):
         f"  {CACHE_DIR_ENV}  the cache directory (default $XDG_CACHE_HOME/kbtools/sha1, that is\n"
         "                     ~/.cache/kbtools/sha1)\n"
         f"  {NO_CACHE_ENV}   set to 1: never use the cache (as --no-cache)\n"
-        "exit: 0 all files ok, 1 some file failed (not found, bad URL), 2 usage, 3 network/peer failure"
+        "exit: 0 all files ok, 1 some file failed (not found, bad URL), 2 usage (also a --hub or\n"
+        "KBUCKET_URL that is not a URL, an -o that is a file where a directory is needed),\n"
+        "3 network/peer failure"
     )
     output_format = "ndjson"
 
@@ -56,7 +58,8 @@ class KbGet(Command):
         parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to fetch ('-' reads them from stdin)")
         parser.add_argument("-o", "--output", metavar="OUT",
                             help="target file (one file URL), or directory (default: the current one)")
-        parser.add_argument("--hub", metavar="URL", help="hub to resolve kbucket:// and sha1:// URLs")
+        parser.add_argument("--hub", metavar="URL", help="hub to resolve kbucket:// and sha1:// URLs, "
+                                                         "http(s)://HOST[:PORT] (default: $KBUCKET_URL)")
         parser.add_argument("--cat", action="store_true", help="write the verified bytes of one file to stdout")
         parser.add_argument("--no-cache", action="store_true", help="neither read nor fill the SHA-1 cache")
         parser.add_argument("--cache-info", action="store_true",
