@@ -43,7 +43,11 @@ EventSink = Callable[[dict[str, Any]], None]
 # Routes of a node id that carry a share-relative path (checked before routing, spec §4.2).
 PATH_ROUTES = {("api", "readdir"), ("download",), ("prv",), ("api", "dataset")}
 FIND_ANSWER_LIMIT = 16 * 1024 * 1024
-SPARE_SOCKETS = 64  # child sockets allowed beyond the limits (registrations in progress)
+# Sockets that have not registered yet have a budget of their own, so that they can never crowd
+# out children: at most this many at once (past it, the oldest is closed to make room), at most
+# PENDING_PER_ADDRESS from one client address (past it, 503), each for register_timeout seconds.
+PENDING_SOCKETS = 64
+PENDING_PER_ADDRESS = 16
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a child's answer to our close frame
 SEND_BUFFER = 4 * 1024 * 1024  # socket send buffer of a tunnelled download
 
@@ -66,6 +70,10 @@ class HubSettings:
     client_write_timeout: float = 30.0
     find_timeout: float = 10.0  # per child hub queried by find
     check_interval: float = 5.0  # inactivity checks (the original checks every 5 s)
+    register_timeout: float = 10.0  # seconds a new child socket has to register
+    # Seconds an HTTP client has to send a request head (and to send the next one on a
+    # keep-alive connection): a client trickling header bytes is dropped.
+    request_head_timeout: float = 20.0
     report_interval: float = 5.0  # node data reports to the parent
     reconnect_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 10.0)  # then the last one, for ever
     retry_forever: bool = False  # also after a parent's refusal that cannot heal (wrong passcode)
@@ -113,7 +121,8 @@ class Hub:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_response_prepare.append(_server_header)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0,
+                                     keepalive_timeout=self.settings.request_head_timeout)
         await self._runner.setup()
         sock = _listening_socket(self.settings.bind, self.settings.port)
         self.port = sock.getsockname()[1]
@@ -365,17 +374,21 @@ class Hub:
 
     async def _child_socket(self, request: web.Request) -> web.StreamResponse:
         limits = self.settings.limits
-        # Sockets that have not registered yet count too: a flood of idle sockets is refused here.
-        if len(self.links) >= limits.max_leaves + limits.max_child_hubs + SPARE_SOCKETS:
+        pending = [link for link in self.links.values() if not link.conn.registered]
+        if sum(link.address == request.remote for link in pending) >= PENDING_PER_ADDRESS:
             return error_response("Too many connections", 503)
+        if len(pending) >= PENDING_SOCKETS:  # the oldest makes room: a flood cannot lock out a child
+            await pending[0].ws.close(message=b"Not registered in time")
         # Frames a little over the limit get the core's error reply; far over, aiohttp closes (1009).
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1024 * 1024,
                                    autoping=True, compress=False, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         conn = ChildConnection(self.hub_info, self.registry, self.settings.clock())
-        link = ChildLink(ws, conn)
+        link = ChildLink(ws, conn, request.remote)
         self.links[conn] = link
         self._count("child_socket_connections")
+        deadline = asyncio.get_running_loop().call_later(
+            self.settings.register_timeout, self._close_unregistered, link)
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -390,6 +403,7 @@ class Hub:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            deadline.cancel()
             await self._act(link, conn.connection_lost("connection closed"), binary=False)
             self.links.pop(conn, None)
             if not ws.closed:
@@ -398,6 +412,10 @@ class Hub:
                 except (ConnectionError, RuntimeError):
                     pass
         return ws
+
+    def _close_unregistered(self, link: ChildLink) -> None:
+        if not link.conn.registered and not link.ws.closed:
+            asyncio.ensure_future(link.ws.close(message=b"Not registered in time"))
 
     async def _act(self, link: ChildLink, out: Outcome, binary: bool) -> None:
         """Send the replies of one received frame and act on its events."""

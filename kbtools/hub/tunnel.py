@@ -33,9 +33,11 @@ class TunnelFailed(Exception):
 class ChildLink:
     """A connected child: its websocket, its protocol state and its requests in flight."""
 
-    def __init__(self, ws: web.WebSocketResponse, conn: ChildConnection) -> None:
+    def __init__(self, ws: web.WebSocketResponse, conn: ChildConnection,
+                 address: str | None = None) -> None:
         self.ws = ws
         self.conn = conn
+        self.address = address  # the client address of the socket
         self.requests: dict[str, TunnelRequest] = {}
         self._send_lock = asyncio.Lock()
 

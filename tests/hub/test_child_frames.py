@@ -185,12 +185,12 @@ def test_a_silent_child_is_closed_after_the_inactivity_timeout(lt, tmp_path):
     ws.close()
 
 
-def test_sockets_beyond_the_limits_are_refused(lt, tmp_path):
+def test_unregistered_sockets_from_one_address_beyond_their_budget_are_refused(lt, tmp_path):
     from kbtools.hub import server
 
     hub = HubNode(lt, tmp_path / "hub", limits=HubLimits(max_leaves=1, max_child_hubs=0))
     idle = [websocket.create_connection(websocket_url(hub.url), timeout=10)
-            for _ in range(1 + server.SPARE_SOCKETS)]
+            for _ in range(server.PENDING_PER_ADDRESS)]
     hub.wait(lambda: len(hub.hub.links) == len(idle))
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         websocket.create_connection(websocket_url(hub.url), timeout=10)
@@ -198,4 +198,56 @@ def test_sockets_beyond_the_limits_are_refused(lt, tmp_path):
     for ws in idle:
         ws.close()
     hub.wait(lambda: not hub.hub.links)
+    still_serving(hub)
+
+
+def test_a_flood_of_unregistered_sockets_cannot_keep_a_child_out(lt, tmp_path, monkeypatch):
+    from kbtools.hub import server
+
+    monkeypatch.setattr(server, "PENDING_PER_ADDRESS", 10_000)  # the flood comes from many addresses
+    hub = HubNode(lt, tmp_path / "hub")
+    idle = [websocket.create_connection(websocket_url(hub.url), timeout=10)
+            for _ in range(server.PENDING_SOCKETS)]
+    hub.wait(lambda: len(hub.hub.links) == len(idle))
+    replies, _ = exchange(hub, register())  # the oldest idle socket made room
+    assert replies[0]["command"] == "confirm_registration"
+    for ws in idle:
+        ws.close()
+
+
+def test_a_socket_that_does_not_register_in_time_is_closed(lt, tmp_path):
+    hub = HubNode(lt, tmp_path / "hub", register_timeout=0.3)
+    ws = websocket.create_connection(websocket_url(hub.url), timeout=10)
+    hub.wait(lambda: len(hub.hub.links) == 1)
+    hub.wait(lambda: not hub.hub.links)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:  # a close frame, then the end of the connection
+            if ws.recv_data()[0] == websocket.ABNF.OPCODE_CLOSE:
+                raise ConnectionError("closed by the hub")
+    ws.close()
+
+
+def test_a_client_trickling_its_request_head_is_dropped(lt, tmp_path):
+    import socket
+    from urllib.parse import urlsplit
+
+    hub = HubNode(lt, tmp_path / "hub", request_head_timeout=0.5)
+    parts = urlsplit(hub.url)
+    request = b"GET /" + b"x" * 2_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+        closed = False
+        for byte in request:  # one byte at a time, far slower than the hub allows
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            s.settimeout(0.05)
+            try:
+                if s.recv(1024) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+        assert closed  # the hub hung up before the head was complete
     still_serving(hub)
