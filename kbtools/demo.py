@@ -48,7 +48,7 @@ def build_study(root: Path) -> Path:
 def check_study(study: Path) -> dict[str, Any]:
     """Run the kb-check command on the study; returns its exit code and JSON output."""
     out, err = io.StringIO(), io.StringIO()
-    code = KbCheck([str(study)], output_file=out, error_file=err).execute()
+    code = KbCheck([str(study), "-q"], output_file=out, error_file=err).execute()
     if err.getvalue():
         sys.stderr.write(err.getvalue())
     return {"exit_code": code, "output": json.loads(out.getvalue()) if out.getvalue() else None}
