@@ -233,7 +233,7 @@ class Hub:
         if segments[0].lower() == "find" and len(segments) >= 2:
             self._count("num_requests_find")
             return json_response(await self.find(segments[1], "/".join(segments[2:])))
-        node_id = segments[0]
+        node_id = segments[0].lower()  # ids are lower-case hex; a share takes either case too
         rest = segments[1:]
         lowered = [s.lower() for s in rest[:2]]
         if lowered[:2] == ["api", "nodeinfo"] and len(rest) == 2:
@@ -241,9 +241,12 @@ class Hub:
             if node_id == self.node_id:
                 return json_response(self.own_nodeinfo())
             return await self.tunnel(request, node_id, f"{node_id}/api/nodeinfo")
-        if lowered[:2] == ["api", "find"] and len(rest) >= 3:
+        # `<id>/find/...`: how an original parent hub forwards a share-scoped find to a child hub
+        scoped = 2 if lowered[:2] == ["api", "find"] else 1 if lowered[:1] == ["find"] else 0
+        if scoped and len(rest) > scoped:
             self._count("num_requests_find_in_share")
-            return json_response(await self.find(rest[2], "/".join(rest[3:]), share_id=node_id))
+            return json_response(await self.find(rest[scoped], "/".join(rest[scoped + 1:]),
+                                                 share_id=node_id))
         for prefix in PATH_ROUTES:
             n = len(prefix)
             if tuple(lowered[:n]) == prefix and (len(rest) > n or prefix == ("api", "readdir")):

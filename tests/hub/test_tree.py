@@ -38,6 +38,9 @@ def test_find_from_the_top_lists_every_url_of_spec_4_4(tree):
     scoped = requests.get(f"{top.url}/{share.node_id}/api/find/{sha1}/", timeout=10).json()
     assert scoped == answer
     assert requests.get(f"{mid.url}/{share.node_id}/api/find/{sha1}/", timeout=10).json()["found"] is True
+    # How an original top hub forwards a scoped find to its child hub: `<id>/find/<sha1>/`.
+    assert requests.get(f"{mid.url}/{share.node_id}/find/{sha1}/", timeout=10).json()["found"] is True
+    assert requests.get(f"{top.url}/{share.node_id.upper()}/find/{sha1}/raw.mda", timeout=10).json() == answer
     missing = requests.get(f"{top.url}/find/{'0' * 40}/", timeout=10).json()
     assert missing == {"success": True, "found": False}
     # A non-root hub points at the top hub when it finds nothing (set_top_hub_url was passed down).
@@ -57,6 +60,8 @@ def test_download_through_every_path(tree):
         assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
     r = requests.get(f"{top.url}/{share.node_id}/download/nothing.bin", timeout=30)
     assert r.status_code == 404
+    r = requests.get(f"{top.url}/{share.node_id.upper()}/download/data/raw.mda", timeout=30)
+    assert r.status_code == 200 and r.content == data  # the id in either case, as at the share
 
 
 def test_nodeinfo_of_every_node_through_the_top(tree):
