@@ -121,6 +121,11 @@ def test_a_file(real, cache, tmp_path, rel):
     result = kb_get(network, network.url(rel), "-o", tmp_path / "out" / "f")
     assert result.code == 0, result.stderr
     assert (tmp_path / "out" / "f").read_bytes() == contents[rel]
+    [record] = result.records
+    if contents[rel]:
+        assert record["route"] == "direct" and record["source"].startswith(network.share_url + "/")
+    else:  # nothing to fetch
+        assert record["route"] is None and record["source"] is None
 
 
 def test_a_directory_and_spikeinterface_reads_it(real, cache, tmp_path):
@@ -142,6 +147,12 @@ def test_a_sha1_url_and_a_hub_download_url(real, cache, tmp_path):
     result = kb_get(network, f"sha1://{sha1}/d.bin", hub_url, "--no-cache", "-o", tmp_path)
     assert result.code == 0, result.stderr
     assert (tmp_path / "d.bin").read_bytes() == (tmp_path / "deep.bin").read_bytes() == contents["sub/deep.bin"]
+    by_content, by_hub_url = result.records
+    assert by_content["route"] == "direct" and by_content["source"].startswith(network.share_url + "/")
+    assert by_hub_url["route"] == "hub" and by_hub_url["source"] == hub_url
+    share_url = f"{network.share_url}/{network.share.node_id}/download/sub/deep.bin"
+    straight = kb_get(network, share_url, "--no-cache", "-o", tmp_path / "s.bin")
+    assert straight.records[0]["route"] == "direct" and straight.records[0]["source"] == share_url
 
 
 def test_a_part_file_with_wrong_bytes_is_repaired(real, tmp_path):
@@ -229,6 +240,7 @@ def test_a_share_reachable_only_through_the_hub_then_the_hub_dies_mid_transfer(h
     small = kb_get(network, network.url("sub/deep.bin"), "-o", tmp_path / "deep.bin")
     assert small.code == 0, small.stderr
     assert (tmp_path / "deep.bin").read_bytes() == contents["sub/deep.bin"]
+    assert small.records[0]["route"] == "hub" and small.records[0]["source"].startswith(network.hub_url + "/")
 
     target = tmp_path / "big.bin"
     process = spawn_kb_get(network, network.url(BIG), "-o", target)
