@@ -5,7 +5,6 @@ import pytest
 
 from kbtools.client.errors import BadHubUrl, BadUrl
 from kbtools.client.urls import (
-    NODE_ID_RE,
     HttpRef,
     KbucketRef,
     Sha1Ref,
@@ -122,51 +121,3 @@ def test_hub_urls_are_checked_and_name_where_they_came_from():
         assert info.value.exit_code == 2
         assert str(info.value).startswith(f"KBUCKET_URL={bad} is not a hub URL")
         assert "http://127.0.0.1:3000" in str(info.value)  # what a valid one looks like
-
-
-# -- properties: whatever the URL, a safe reference or BadUrl -----------------------------------------
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-PREFIXES = ["kbucket://3dfec2317053/", "kbucket://", "sha1://" + SHA1 + "/", "sha1://" + SHA1, "sha1://",
-            "http://h/3dfec2317053/download/", "https://h:1/p/3dfec2317053/api/readdir/", "http://",
-            "https://", ""]
-# The characters that make paths interesting, and a few ordinary ones.
-PIECES = st.sampled_from(["/", ".", "..", "%", "%2e", "%2E", "%2f", "%00", "\x00", "%ff", "\n", "?", "#",
-                          ":", "[", "]", "@", "\\", " ", "a", "b", "ü", "3dfec2317053", "download", "~"])
-
-
-def _assert_safe_relpath(path):
-    assert not path.startswith("/") and "\x00" not in path
-    if path:
-        assert all(segment not in ("", ".", "..") for segment in path.split("/"))
-
-
-@settings(max_examples=600, deadline=None)
-@given(prefix=st.sampled_from(PREFIXES), pieces=st.lists(PIECES, max_size=12), tail=st.text(max_size=8))
-def test_no_url_yields_an_unsafe_path_or_a_traceback(prefix, pieces, tail):
-    url = prefix + "".join(pieces) + tail
-    try:
-        ref = parse_url(url)
-    except BadUrl as exc:
-        assert "\n" not in str(exc) and "\x00" not in str(exc)
-        return
-    if isinstance(ref, Sha1Ref):
-        if ref.name is not None:
-            assert ref.name not in ("", ".", "..") and "/" not in ref.name and "\x00" not in ref.name
-    else:
-        _assert_safe_relpath(ref.path)
-        assert NODE_ID_RE.match(ref.node_id)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=30))
-def test_any_hub_setting_is_a_url_or_a_usage_error(value):
-    try:
-        checked = check_hub_url(value, "KBUCKET_URL")
-    except BadHubUrl as exc:
-        assert exc.exit_code == 2 and "\n" not in str(exc) and "\x00" not in str(exc)
-        return
-    assert checked.startswith(("http://", "https://"))
