@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import queue
 import sys
@@ -79,8 +81,11 @@ class KbHost(Command):
         for message in node.messages:
             self.say(message)
         secrets = ["parent_hub_passcode"] if args.passcode_file or os.environ.get(PASSCODE_ENV) else []
+        read_first: list[str] = []  # stdin lines read before the questions
         configure(node, answers_from_args(args, "leaf"), auto=args.auto,
-                  reconfigure=args.reconfigure, secrets=secrets)
+                  reconfigure=args.reconfigure, secrets=secrets,
+                  before_asking=None if self.input_is_terminal() else
+                  lambda: self.wait_for_upstream(read_first))
         hub_url = parent_hub_url(node.config)
         if hub_url is None:
             raise UsageError("no parent hub: pass --hub URL (or set parent_hub_url in "
@@ -103,7 +108,7 @@ class KbHost(Command):
         self.say(f"sharing {node.node_dir} as {node.node_id}, listening on {args.bind}:{port} "
                  f"({listen_url}); connecting to parent hub {hub_url}")
         if not self.input_is_terminal():
-            host.read_stdin_records(self.input_file)
+            host.read_stdin_records(itertools.chain(read_first, self.input_file))
         try:
             self.serve(host, events, hub_url, listen_url)
         except KeyboardInterrupt:
@@ -112,6 +117,18 @@ class KbHost(Command):
             host.stop()
             self.emit({"event": "stopped", "node_id": host.node_id})
         return 0
+
+    def wait_for_upstream(self, lines: list[str]) -> None:
+        """`kb-index . | kb-host .`: kb-index draws its progress bar on the terminal where the
+        questions are asked; ask once it is done (its summary record, or the end of stdin)."""
+        self.say("waiting for the command before kb-host in the pipeline to finish ...")
+        for line in self.input_file:
+            lines.append(line)
+            try:
+                if json.loads(line).get("type") == "summary":
+                    return
+            except (ValueError, AttributeError):
+                pass
 
     def input_is_terminal(self) -> bool:
         try:

@@ -447,12 +447,15 @@ def open_terminal() -> tuple[TextIO, TextIO] | None:
 
 def configure(node: PreparedNode, answers: Mapping[str, str], *, auto: bool = False,
               reconfigure: bool = False, secrets: Collection[str] = (),
-              env: Mapping[str, str] | None = None, home: Path | None = None) -> bool:
+              env: Mapping[str, str] | None = None, home: Path | None = None,
+              before_asking: Callable[[], None] | None = None) -> bool:
     """Set-up: apply the answers given as options, ask on the terminal what is missing (the first
     run) or everything (`reconfigure`), take defaults for the rest; save kbnode.json.
 
     `secrets` are questions answered out of band (environment, file): never asked, never stored.
     Without a terminal, or with `auto`, nothing is asked. Returns True if questions were asked.
+    `before_asking` runs once before the first question (e.g. to let a command upstream in a
+    pipeline finish drawing on the same terminal).
     """
     node_type = str(node.config.get("node_type"))
     config = node.config
@@ -477,6 +480,8 @@ def configure(node: PreparedNode, answers: Mapping[str, str], *, auto: bool = Fa
         else:
             reader, writer = terminal
             try:
+                if before_asking is not None:
+                    before_asking()
                 ask_questions([q for q in questions if q.name not in answers and q.name not in secrets],
                               config, reader, writer)
             finally:

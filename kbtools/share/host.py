@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable, Iterable
 
 from kbtools.index.share_index import IndexDelta, ShareIndex
 from kbtools.node.config import PreparedNode
@@ -67,7 +67,7 @@ class ShareHost:
         self.keeper.start()
         self._link_thread.start()
 
-    def read_stdin_records(self, stream: IO[str]) -> None:
+    def read_stdin_records(self, stream: Iterable[str]) -> None:
         """Read kb-index records from `stream` in a background thread."""
         threading.Thread(target=read_index_records, args=(stream, self.keeper, self.on_event),
                          name="kb-host-stdin", daemon=True).start()

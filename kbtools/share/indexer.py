@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from typing import IO, Any, Callable
+from typing import Any, Callable, Iterable
 
 from kbtools.index.share_index import IndexDelta, ShareIndex
 from kbtools.protocol.objecthash import object_hash
@@ -120,7 +120,7 @@ class IndexKeeper:
             self.on_change(delta, self.refreshes)
 
 
-def read_index_records(stream: IO[str], keeper: IndexKeeper,
+def read_index_records(stream: Iterable[str], keeper: IndexKeeper,
                        on_batch: Callable[[dict[str, Any]], None]) -> None:
     """Read kb-index NDJSON from `stream` until its end (see the module docstring)."""
     files = errors = ignored = pending = 0  # pending: lines since the last summary

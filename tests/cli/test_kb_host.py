@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,32 @@ def test_the_pipeline_asks_on_the_terminal_once_then_never(network, tmp_path, ho
         assert run.read_screen() == ""  # nothing asked on the terminal
         assert run.stop() == 0
     index.wait(10)
+
+
+def test_the_questions_wait_until_the_command_before_it_is_done(tmp_path, home):
+    """kb-index draws its progress bar on the terminal where kb-host asks: kb-host asks only once
+    kb-index has said its summary (the records read meanwhile reach the share: the test above)."""
+    study = tmp_path / "study"
+    study.mkdir()
+    upstream = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    kb_host = [sys.executable, str(ROOT / "bin" / "kb-host"), "."]
+    log = tmp_path / "err.log"
+    with OnTerminal(kb_host, stdin=upstream.stdout, env=host_env(home), log=log, cwd=study) as run:
+        assert upstream.stdin is not None and upstream.stdout is not None
+        upstream.stdout.close()
+        upstream.stdin.write('{"type": "file", "path": "one.txt"}\n')
+        upstream.stdin.flush()
+        deadline = time.monotonic() + 60
+        while "waiting for the command before kb-host" not in log.read_text():
+            assert time.monotonic() < deadline and run.proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        # kb-host now reads stdin before it asks anything: the terminal is still kb-index's.
+        assert run.read_screen() == ""
+        upstream.stdin.write('{"type": "summary", "files": 1}\n')
+        upstream.stdin.flush()
+        run.expect("Name for this share: (study)")
+        upstream.stdin.close()
+    upstream.wait(10)
 
 
 def test_the_pipeline_without_a_terminal_says_what_to_pass(tmp_path, home):
