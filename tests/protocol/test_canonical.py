@@ -121,7 +121,7 @@ def test_array_index_keys_stop_at_two_to_the_32_minus_2():
     (1e21, "1e+21"), (-0.0, "0"), (0.0, "0"), (1e-6, "0.000001"), (1.5e-7, "1.5e-7"),
     (123456.789, "123456.789"), (0.001234, "0.001234"), (5e-324, "5e-324"),
     (1.7976931348623157e308, "1.7976931348623157e+308"), (2.0**60, "1152921504606847000"),
-    (-7, "-7"), (12.5, "12.5"), (1234567.0, "1234567"), (1e15 + 0.5, "1000000000000000.5"),
+    (-7, "-7"), (12.5, "12.5"), (1.0, "1"), (-1.0, "-1"), (2.0, "2"), (1234567.0, "1234567"), (1e15 + 0.5, "1000000000000000.5"),
 ])
 def test_js_number_edges(value, text):
     assert js_number(value) == text
@@ -137,3 +137,20 @@ def test_integral_floats_above_two_to_the_53_keep_the_shortest_digits():
 def test_js_number_refuses_bools():
     with pytest.raises(TypeError):
         js_number(True)
+
+
+def test_only_a_fractional_or_huge_float_takes_the_slow_writer(monkeypatch):
+    """json.dumps (C) writes everything else: the slow writer is only for numbers it prints wrong."""
+    import kbtools.protocol.canonical as canonical
+
+    value = {"10": 1, "2": [1.0, -3.0, 2.0**53, 9e15], "s": "x", "n": None, "t": True, "i": 7}
+    expected = '{"2":[1,-3,9007199254740992,9000000000000000],"10":1,"s":"x","n":null,"t":true,"i":7}'
+    slow_calls = []
+    real_slow = canonical._dump_slow
+    monkeypatch.setattr(canonical, "_dump_slow", lambda obj: slow_calls.append(obj) or real_slow(obj))
+    assert canonical_json(value) == expected
+    assert canonical_json([123.0, "a"]) == '[123,"a"]'
+    assert canonical_json({"s": "x", "l": [1, None, {"a": True}]}) == '{"s":"x","l":[1,null,{"a":true}]}'
+    assert slow_calls == []
+    assert canonical_json([0.5]) == "[0.5]" and canonical_json([2.0**54]) == "[18014398509481984]"
+    assert [0.5] in slow_calls and [2.0**54] in slow_calls
