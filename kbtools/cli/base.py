@@ -179,6 +179,15 @@ class Command:
         return code
 
 
+def quiet_server_logs(verbose: bool) -> None:
+    """A client that goes away mid-download, or sends a malformed request line, is normal for a
+    server; aiohttp would log each with a traceback. Shown with -v."""
+    if not verbose:
+        import logging
+
+        logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+
+
 def _standard_streams() -> None:
     """stdout is UTF-8 whatever the locale; stdin lines keep a file name's bytes as os.fsdecode does."""
     for stream, settings in ((sys.stdout, {"encoding": "utf-8"}),

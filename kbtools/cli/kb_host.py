@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kbtools.cli.base import Command
+from kbtools.cli.base import Command, quiet_server_logs
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
     PASSCODE_ENV, add_answer_options, answers_from_args, configure, parent_hub_url, prepare_node,
@@ -97,6 +97,7 @@ class KbHost(Command):
 
         from kbtools.share.host import ShareHost  # the network stack loads only when hosting
 
+        quiet_server_logs(args.verbose)
         host = ShareHost(node, hub_url, passcode, bind=args.bind, port=port, listen_url=listen_url,
                          on_event=events.put, say=self.say, fast_path=not args.no_fast_path,
                          retry_forever=args.retry_forever)

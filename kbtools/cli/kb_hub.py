@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kbtools.cli.base import Command
+from kbtools.cli.base import Command, quiet_server_logs
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
     CHILD_PASSCODE_ENV, PASSCODE_ENV, add_answer_options, answers_from_args, configure,
@@ -102,10 +102,7 @@ class KbHub(Command):
                              fast_window=int(self.args.fast_window_mib * MIB)),
             retry_forever=self.args.retry_forever,
         )
-        if not self.args.verbose:
-            # A client that goes away mid-download is normal; aiohttp would log it with a traceback.
-            import logging
-            logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+        quiet_server_logs(self.args.verbose)
         self._refusal: str | None = None
         self._stop: asyncio.Event | None = None
         hub = Hub(settings, on_event=self._event)

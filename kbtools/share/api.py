@@ -177,7 +177,9 @@ class ShareApi:
         try:
             return await handler(request, rel)
         except UnsafePath:
-            return error_response(400, f"Unsafe path: {rel}")
+            return error_response(400, f"Unsafe path: {rel[:300]}")
+        except OSError:  # a name too long, a loop of links, no permission: nothing to serve there
+            return error_response(404, f"Not found: {rel[:300]}")
 
     def download_target(self, path: str) -> Path | None:
         """The regular file that `path` (decoded, e.g. `<id>/download/a b.txt`) downloads, or None
@@ -188,9 +190,9 @@ class ShareApi:
             return None
         try:
             target = resolve_in_share(self.ctx.root, "/".join(segments[2:]))
-        except UnsafePath:
+            return target if target.is_file() else None
+        except (UnsafePath, OSError):
             return None
-        return target if target.is_file() else None
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

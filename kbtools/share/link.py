@@ -372,8 +372,9 @@ class HubLink:
         except Exception as exc:  # noqa: BLE001 - reported to the hub, never raised
             log.debug("tunnel %s: %s", rid, _describe(exc))
             try:
+                # the exception's type only: its text may hold local paths
                 self._call(generation, lambda t: self.link.report_error(
-                    rid, f"Error in request: {_describe(exc)}", t))
+                    rid, f"Error in request: {type(exc).__name__}", t))
             except _Gone:
                 pass
         finally:

@@ -113,6 +113,14 @@ def test_unsafe_paths_get_a_json_4xx_without_secrets(served, route):
         assert "Traceback" not in text and "BEGIN RSA" not in text and "root:x" not in text
 
 
+@pytest.mark.parametrize("route", ["download", "prv", "api/readdir", "api/dataset"])
+def test_a_name_too_long_for_the_file_system_is_not_found(served, route, caplog):
+    status, headers, body = served.get(f"/{SHARE_ID}/{route}/{'a' * 5000}/raw.mda")
+    assert status == 404 and headers["content-type"].startswith("application/json")
+    assert str(served.root) not in body.decode("utf-8")
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback in the share's log
+
+
 def test_odd_names_download_and_prv(served):
     for name in WEIRD_NAMES:
         status, _, body = served.get(served.file_path(f"odd/{name}"))

@@ -152,6 +152,8 @@ def test_register_report_and_serve_hostile_requests(share_dir, fast):
         *request("Head0001", "SHAREID/download/one.txt", method="HEAD"),
         *request("Other001", "0123456789ab/download/one.txt"),
         *request("Find0001", f"find/{'a' * 40}/x"),
+        *request("Long0001", "SHAREID/download/" + "a" * 5000),
+        *request("Long0002", "SHAREID/api/dataset/" + "a" * 5000 + "/b"),
     ]
     hub = ScriptedHub([[]], fast=fast).start()
     events: list = []
@@ -163,8 +165,10 @@ def test_register_report_and_serve_hostile_requests(share_dir, fast):
         registered = hub.of(ChildRegistered)[0]
         assert registered.node_id == node_id and registered.fast_path is fast
         headers = {e.request_id: e for e in hub.of(ResponseHeaders)}
-        for rid in ("Trav0001", "Trav0002", "Trav0003", "Hidden01", "Other001", "Find0001"):
+        for rid in ("Trav0001", "Trav0002", "Trav0003", "Hidden01", "Other001", "Find0001", "Long0001",
+                    "Long0002"):
             assert 400 <= headers[rid].status < 500, (rid, headers[rid].status)
+            assert str(share_dir) not in hub.bodies.get(rid, b"").decode("utf-8", "replace")
             assert b"SECRET" not in hub.bodies.get(rid, b"") and b"PRIVATE" not in hub.bodies.get(rid, b"")
         assert headers["Range001"].status == 206
         assert bytes(hub.bodies["Range001"]) == (bytes(range(256)) * 4096)[1000:71000]
