@@ -386,3 +386,151 @@ def test_r11_never_reads_trailing_bytes_as_samples(tmp_path):
     assert codes(info) == ["R8"]
     for chunk in (20, 48, 1 << 20):
         assert check_mda_data(info, chunk_bytes=chunk) == [], chunk
+
+
+# --- what the findings and the header object say ---------------------------------------------------
+
+def test_to_json_of_a_valid_file_and_of_a_missing_one(tmp_path):
+    info = read_mda_header(put(tmp_path, EXAMPLE64))
+    assert list(info.to_json().items()) == [
+        ("num_bytes_per_entry", 2), ("num_dims", -2), ("dims", [2, 3]), ("dtype", "int16"),
+        ("header_size", 28), ("path", str(tmp_path / "raw.mda")), ("data_type", -4),
+        ("file_size", 40), ("expected_size", 40), ("valid", True), ("findings", [])]
+    missing = read_mda_header(tmp_path / "nope.mda").to_json()
+    assert {k: v for k, v in missing.items() if k not in ("path", "findings")} == dict(
+        num_bytes_per_entry=None, num_dims=None, dims=None, dtype=None, header_size=None,
+        data_type=None, file_size=None, expected_size=None, valid=False)
+    assert [f["code"] for f in missing["findings"]] == ["R1"]
+    assert missing["findings"][0]["message"] == f".mda file not found: {tmp_path / 'nope.mda'}"
+
+
+def test_header_repr_and_unsupported_code_properties(tmp_path):
+    info = read_mda_header(put(tmp_path, header(code=-9, bpe=8) + bytes(48)))
+    h = info.header
+    assert repr(h) == "MdaHeader(data_type=-9, num_bytes_per_entry=8, num_dims=2, dims=(2, 3))"
+    assert h.dtype == "" and h.numpy_dtype is None and h.itemsize is None
+    assert h.expected_size is None and info.expected_size is None and info.file_size == 68
+    assert not h.uses_64bit_dims and h.header_size == 20
+    assert read_mda_header(put(tmp_path, header(dims=(2, -3)), "n.mda")).expected_size is None
+
+
+def test_channels_timepoints(tmp_path):
+    assert read_mda_header(put(tmp_path, EXAMPLE[:-1])).channels_timepoints == (2, 3)  # truncated
+    assert read_mda_header(put(tmp_path, header(dims=(1, 0)), "a.mda")).channels_timepoints == (1, 0)
+    for dims in ((3,), (0, 3), (2, -1)):
+        assert read_mda_header(put(tmp_path, header(dims=dims), "b.mda")).channels_timepoints is None
+    big = struct.pack(">iiiii", -4, 2, 2, 2, 3) + bytes(12)
+    assert read_mda_header(put(tmp_path, big, "c.mda")).channels_timepoints is None
+    assert read_mda_header(tmp_path / "missing.mda").channels_timepoints is None
+
+
+@pytest.mark.parametrize("fields,big_endian", [
+    ((-7, 8, 2), True), ((-2, 1, -50), True), ((-2, 1, 50), True),
+    ((-4, 9, 2), False), ((-4, 0, 2), False), ((-4, 2, 51), False), ((-4, 2, 0), False),
+    ((-1, 8, 2), False), ((-9, 8, 2), False),
+])
+def test_r3_big_endian_needs_a_plausible_swapped_header(tmp_path, fields, big_endian):
+    data = struct.pack(">iii", *fields) + struct.pack(">ii", 2, 3) + bytes(64)
+    info = read_mda_header(put(tmp_path, data))
+    r3 = [f for f in info.findings if f.code == "R3"]
+    assert len(r3) == 1 and ("big-endian" in r3[0].message) is big_endian
+    if big_endian:
+        assert r3[0].message == (f"data type code {struct.unpack('<i', struct.pack('>i', fields[0]))[0]} "
+                                 f"read little-endian; the file looks big-endian (code {fields[0]} "
+                                 "when byte-swapped)")
+        assert r3[0].hint == "byte-swap the file to little-endian; every MDA reader assumes it"
+        assert r3[0].field == "data_type"
+
+
+@pytest.mark.parametrize("code,message", [
+    (-1, "unsupported data type code: -1 is complex float32, which no reference reader supports"),
+    (-9, "unsupported data type code: -9 is int64/uint64, which no reference reader supports"),
+    (-10, "unsupported data type code: -10 is int64/uint64, which no reference reader supports"),
+    (3, "unsupported data type code: a positive code (3) is the legacy complex format"),
+    (1, "unsupported data type code: a positive code (1) is the legacy complex format"),
+    (0, "unsupported data type code: 0 is not a data type code"),
+    (-11, "unsupported data type code: -11 is not a data type code"),
+])
+def test_r3_messages(tmp_path, code, message):
+    info = read_mda_header(put(tmp_path, header(code=code) + bytes(12)))
+    assert [f.message for f in info.findings] == [message]
+    assert info.findings[0].field == "data_type"
+
+
+def test_messages_of_the_other_rules(tmp_path):
+    def messages(data, raw=False, name="m.mda"):
+        return [(f.code, f.severity, f.message, f.field)
+                for f in read_mda_header(put(tmp_path, data, name), raw=raw).findings]
+
+    assert messages(header(bpe=4) + bytes(12)) == [
+        ("R4", "error", "num_bytes_per_entry is 4 but int16 entries take 2 bytes", "num_bytes_per_entry")]
+    assert messages(struct.pack("<iii", -4, 2, -51)) == [
+        ("R5", "error", "num_dims is -51; an .mda file has 1 to 50 dims (negative when they are 64-bit)",
+         "num_dims")]
+    assert messages(header(dims=(3,)) + bytes(6), raw=True) == [
+        ("R5", "error", "raw.mda is 1-D; it must be 2-D (channels x timepoints)", "num_dims")]
+    assert messages(header(dims=(2, 3, 1, 1)) + bytes(12), raw=True) == [
+        ("R5", "warning", "raw.mda has 4 dims; the extra ones are all 1", "num_dims")]
+    assert read_mda_header(put(tmp_path, header(dims=(2, 3, 1)) + bytes(12)), raw=True).findings[0].hint \
+        == "readers use the first two dims; rewrite the file as 2-D"
+    assert messages(header(dims=(2, 3, 2)) + bytes(24), raw=True) == [
+        ("R5", "error", "raw.mda has 3 dims [2, 3, 2]; it must be 2-D (channels x timepoints)", "num_dims")]
+    assert messages(header(dims=(0, 0)), raw=True) == [
+        ("R6", "error", "raw.mda has 0 channels (dims[0] is 0)", "dims[0]"),
+        ("R6", "error", "raw.mda has 0 timepoints (dims[1] is 0)", "dims[1]")]
+    assert messages(header(dims=(-2, 3))) == [("R6", "error", "dims[0] is -2", "dims[0]")]
+    assert messages(EXAMPLE[:30]) == [("R7", "error", "truncated: expected 32 bytes, found 30", None)]
+    assert messages(EXAMPLE + b"x") == [
+        ("R8", "warning", "1 trailing bytes after the data are ignored", None)]
+    assert messages(b"\x00" * 11) == [
+        ("R2", "error", "file is 11 bytes, shorter than the 12-byte header start", None)]
+    assert messages(header(dims=(2, 3))[:19]) == [
+        ("R2", "error", "file is 19 bytes but its header needs 20", None)]
+    p = put(tmp_path, header(code=-2, bpe=1, dims=(1, 2_000_000_001)), "r9.mda")
+    os.truncate(p, 20 + 2_000_000_001)
+    assert [(f.message, f.field) for f in read_mda_header(p).findings] == [
+        ("32-bit dims[1] is 2000000001, above 2e9", "dims[1]")]
+    assert messages(struct.pack("<iiiQq", -4, 2, -2, 2**64 - 5, 3)) == [
+        ("R10", "error", "64-bit dims[0] is -5 (negative as a signed int64)", "dims[0]")]
+
+
+def test_r11_of_a_truncated_file_checks_the_samples_present(tmp_path):
+    a = np.zeros((2, 4), np.float32)
+    a[1, 1] = np.nan
+    write_mda(tmp_path / "x.mda", a)
+    os.truncate(tmp_path / "x.mda", 20 + 4 * 5 + 2)  # 5 whole samples and half of one
+    info = read_mda_header(tmp_path / "x.mda")
+    assert codes(info) == ["R7"]
+    found = check_mda_data(info, chunk_bytes=8)
+    assert [f.message for f in found] == [
+        "1 of the 5 present (of 8) samples are NaN or infinite; the first is channel 1, timepoint 1"]
+    os.truncate(tmp_path / "x.mda", 10)
+    assert check_mda_data(read_mda_header(tmp_path / "x.mda")) == []
+
+
+def test_r11_with_a_wrong_bpe_reads_the_dtype_size(tmp_path):
+    a = np.array([[1.0, np.inf]], np.float64)
+    write_mda(tmp_path / "x.mda", a)
+    data = bytearray((tmp_path / "x.mda").read_bytes())
+    data[4:8] = struct.pack("<i", 4)  # readers ignore num_bytes_per_entry
+    (tmp_path / "x.mda").write_bytes(bytes(data))
+    info = read_mda_header(tmp_path / "x.mda")
+    assert codes(info) == ["R4"]
+    assert [f.message for f in check_mda_data(info, chunk_bytes=1)] == [
+        "1 of 2 samples are NaN or infinite; the first is channel 0, timepoint 1"]
+
+
+def test_read_mda_is_read_only_and_write_refuses_signed_bytes(tmp_path):
+    write_mda(tmp_path / "x.mda", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    a = read_mda(tmp_path / "x.mda")
+    assert not a.flags.writeable and a.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert (tmp_path / "x.mda").read_bytes()[:4] == struct.pack("<i", -2)
+    for dtype in (np.int8, np.bool_, np.complex64, np.float16):
+        with pytest.raises(ValueError, match="no MDA data type"):
+            write_mda(tmp_path / "y.mda", np.zeros(2, dtype))
+    assert not (tmp_path / "y.mda").exists()
+
+
+def test_write_mda_of_an_empty_array_is_just_the_header(tmp_path):
+    write_mda(tmp_path / "x.mda", np.zeros((3, 0), np.float64))
+    assert (tmp_path / "x.mda").read_bytes() == header(code=-7, bpe=8, dims=(3, 0))
