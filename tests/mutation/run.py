@@ -69,8 +69,10 @@ def equivalents() -> dict[str, set[tuple[str, str]]]:
 
 def changed_lines(diff: str) -> tuple[str, str]:
     """The original and the mutated line of a one-line mutant's diff, stripped."""
-    minus = [l[1:].strip() for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
-    plus = [l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    minus = [l[1:].strip() for l in diff.splitlines()
+             if l.startswith("-") and not l.startswith("---") and l[1:].strip()]
+    plus = [l[1:].strip() for l in diff.splitlines()
+            if l.startswith("+") and not l.startswith("+++") and l[1:].strip()]
     return " / ".join(minus), " / ".join(plus)
 
 
