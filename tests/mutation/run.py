@@ -6,7 +6,8 @@ itself, runs the module's own tests per mutant, and the score is printed:
     caught / (mutants - equivalent)
 
 where a mutant is caught when a test fails (or times out) and equivalent when its change is listed,
-and argued, in tests/mutation/equivalent.md. Surviving mutants that are not listed are printed as
+and argued, in tests/mutation/equivalent.md, or changes nothing but a ``def`` line's annotations in a
+module with ``from __future__ import annotations`` (nothing evaluates them; mypy checks them). Surviving mutants that are not listed are printed as
 diffs: each is a test to write, or an equivalence to argue.
 
     python tests/mutation/run.py                      # every core module
@@ -14,6 +15,7 @@ diffs: each is a test to write, or an equivalence to argue.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -76,6 +78,32 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return " / ".join(minus), " / ".join(plus)
 
 
+def _without_annotations(line: str) -> str | None:
+    """The AST of a one-line ``def`` with its annotations removed, or None if it is not one."""
+    try:
+        tree = ast.parse(line.strip() + "\n    pass\n")
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    func = tree.body[0]
+    func.returns = None
+    for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs,
+                func.args.vararg, func.args.kwarg):
+        if arg is not None:
+            arg.annotation = None
+    return ast.dump(tree)
+
+
+def annotation_only(source: str, old: str, new: str) -> bool:
+    """True for a mutant that changes only a ``def`` line's annotations, in a module where
+    ``from __future__ import annotations`` keeps every annotation an unevaluated string."""
+    if "from __future__ import annotations" not in source:
+        return False
+    a, b = _without_annotations(old), _without_annotations(new)
+    return a is not None and a == b
+
+
 def run_module(module: str, tests: list[str], listed: set[tuple[str, str]]) -> dict:
     with tempfile.TemporaryDirectory(prefix="kbtools-mutation-") as tmp:
         work = Path(tmp) / "tree"
@@ -99,6 +127,7 @@ def run_module(module: str, tests: list[str], listed: set[tuple[str, str]]) -> d
         subprocess.run(cr + ["exec", str(config), "session.sqlite"], cwd=work, env=env, check=True)
         dump = subprocess.run(cr + ["dump", "session.sqlite"], cwd=work, env=env, check=True,
                               capture_output=True, text=True).stdout
+    source = (ROOT / module).read_text(encoding="utf-8")
     caught = incompetent = 0
     equivalent, survivors, stale = [], [], set(listed)
     for line in dump.splitlines():
@@ -114,6 +143,8 @@ def run_module(module: str, tests: list[str], listed: set[tuple[str, str]]) -> d
         elif pair in listed:
             equivalent.append(pair)
             stale.discard(pair)
+        elif annotation_only(source, *pair):
+            equivalent.append(pair)
         else:
             survivors.append(pair)
     total = caught + len(equivalent) + len(survivors)
