@@ -4,10 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -129,7 +132,7 @@ def test_a_file(real, cache, tmp_path, rel):
 
 
 def test_a_directory_and_spikeinterface_reads_it(real, cache, tmp_path):
-    se = pytest.importorskip("spikeinterface.extractors")
+    import spikeinterface.extractors as se
     network, contents = real
     result = kb_get(network, network.url(""), "-o", tmp_path / "all")
     assert result.code == 0, result.stderr
@@ -206,15 +209,62 @@ def wait_for_chunks(target: Path, count: int, process: subprocess.Popen[bytes]) 
     return len(done)
 
 
+class StallingProxy:
+    """A loopback TCP forwarder that passes `budget` bytes from the server, then holds every
+    connection open without passing more: a download through it can never finish."""
+
+    def __init__(self, upstream: str, budget: int) -> None:
+        self.upstream = urlsplit(upstream)
+        self.left = budget
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((self.upstream.hostname, self.upstream.port))
+            self.sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, metered: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if metered:
+                    with self.lock:
+                        data = data[:max(self.left, 0)]
+                        self.left -= len(data)
+                    if not data:
+                        return  # the budget is spent: hold the connection, pass nothing more
+                sink.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
 def test_killed_half_way_then_resumed(real, tmp_path):
     network, contents = real
     target = tmp_path / "big.bin"
-    process = spawn_kb_get(network, network.url(BIG), "-o", target)
+    # The share's bytes come through a proxy that stops after 12 MiB: the download is stuck half
+    # way, however fast the machine, until it is killed.
+    proxy = StallingProxy(network.share_url, 12 * MiB)
+    direct = f"{proxy.url}/{network.share.node_id}/download/{BIG}"
+    process = spawn_kb_get(network, direct, "-o", target)
     try:
-        wait_for_chunks(target, 8, process)
+        assert wait_for_chunks(target, 8, process) >= 8
         process.kill()
     finally:
         process.wait(10)
+        proxy.close()
     assert not target.exists()
     done = len(json.loads(state_path(target).read_text())["done"])
     assert 8 <= done < BIG_SIZE // MiB
@@ -264,7 +314,7 @@ def test_a_share_reachable_only_through_the_hub_then_the_hub_dies_mid_transfer(h
 
 
 def test_spikeinterface_reads_raw_mda_straight_from_a_hub_download_url(real):
-    mdaextractors = pytest.importorskip("spikeinterface.extractors.mdaextractors")
+    from spikeinterface.extractors import mdaextractors
     network, _ = real
     url = f"{network.hub_url}/{network.share.node_id}/download/dataset1/raw.mda"
     remote = mdaextractors.DiskReadMda(url)

@@ -4,15 +4,11 @@ Hostile URLs never yield a path with ``..``, ``.``, an empty segment, NUL, or an
 traceback; a hub setting is an http(s) URL or a usage error."""
 from __future__ import annotations
 
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kbtools.client.errors import BadHubUrl, BadUrl  # noqa: E402
-from kbtools.client.urls import NODE_ID_RE, Sha1Ref, check_hub_url, parse_url  # noqa: E402
+from kbtools.client.errors import BadHubUrl, BadUrl
+from kbtools.client.urls import NODE_ID_RE, Sha1Ref, check_hub_url, parse_url
 
 SHA1 = "0e0641d1e71dc72578c5d7525d7c26c9c0901b88"
 
