@@ -534,3 +534,17 @@ def test_read_mda_is_read_only_and_write_refuses_signed_bytes(tmp_path):
 def test_write_mda_of_an_empty_array_is_just_the_header(tmp_path):
     write_mda(tmp_path / "x.mda", np.zeros((3, 0), np.float64))
     assert (tmp_path / "x.mda").read_bytes() == header(code=-7, bpe=8, dims=(3, 0))
+
+
+@pytest.mark.parametrize("code,dtype,name", [
+    (-2, "<u1", "byte"), (-3, "<f4", "float32"), (-4, "<i2", "int16"), (-5, "<i4", "int32"),
+    (-6, "<u2", "uint16"), (-7, "<f8", "float64"), (-8, "<u4", "uint32"),
+])
+def test_data_type_codes_of_the_spec(tmp_path, code, dtype, name):
+    size = np.dtype(dtype).itemsize
+    write_mda(tmp_path / "x.mda", np.zeros(1, dtype))
+    assert (tmp_path / "x.mda").read_bytes() == struct.pack("<iiii", code, size, 1, 1) + bytes(size)
+    h = read_mda_header(tmp_path / "x.mda").header
+    assert (h.dtype, h.numpy_dtype, h.itemsize) == (name, dtype, size)
+    positive = read_mda_header(put(tmp_path, struct.pack("<iiii", -code, size, 1, 1) + bytes(size)))
+    assert codes(positive) == ["R3"] and "legacy complex" in positive.findings[0].message
