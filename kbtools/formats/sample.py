@@ -52,3 +52,20 @@ def write_sample_study(root: str | os.PathLike[str], names: tuple[str, ...] = ("
     """Write one sample dataset per name under ``root``; returns the dataset directories."""
     return [write_sample_dataset(Path(root) / name, channels, samples, samplerate, seed + i)
             for i, name in enumerate(names)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kbtools.formats.sample DIR``: a small study to try the commands on."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        sys.stderr.write("usage: python -m kbtools.formats.sample DIR\n")
+        return 2
+    for folder in write_sample_study(args[0], ("dataset1", "dataset2")):
+        sys.stderr.write(f"wrote {folder}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
