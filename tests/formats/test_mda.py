@@ -548,3 +548,21 @@ def test_data_type_codes_of_the_spec(tmp_path, code, dtype, name):
     assert (h.dtype, h.numpy_dtype, h.itemsize) == (name, dtype, size)
     positive = read_mda_header(put(tmp_path, struct.pack("<iiii", -code, size, 1, 1) + bytes(size)))
     assert codes(positive) == ["R3"] and "legacy complex" in positive.findings[0].message
+
+
+def test_one_dim_64bit_file_and_a_dim_of_one(tmp_path):
+    write_mda(tmp_path / "x.mda", np.array([7, 8, 9], np.int16), use_64bit_dims=True)
+    info = read_mda_header(tmp_path / "x.mda")
+    assert info.findings == [] and info.header.num_dims == -1 and info.header.uses_64bit_dims
+    assert info.header.header_size == 20 and read_mda(tmp_path / "x.mda").tolist() == [7, 8, 9]
+    write_mda(tmp_path / "y.mda", np.array([[1.5, 2.5, 3.5]], np.float32))  # dims (1, 3)
+    assert read_mda(tmp_path / "y.mda").tolist() == [[1.5, 2.5, 3.5]]
+
+
+def test_r11_with_trailing_bytes_counts_only_the_data(tmp_path):
+    write_mda(tmp_path / "x.mda", np.array([[np.nan, 0.0]], np.float32))
+    with open(tmp_path / "x.mda", "ab") as f:
+        f.write(bytes(8))
+    found = check_mda_data(read_mda_header(tmp_path / "x.mda"))
+    assert [f.message for f in found] == [
+        "1 of 2 samples are NaN or infinite; the first is channel 0, timepoint 0"]
