@@ -55,9 +55,13 @@ def test_findings_carry_line_and_column(tmp_path):
 
 
 def test_usage_errors(tmp_path):
-    assert run_cli(GeomCheck, "g.csv", "--channels", "2", "--mda", "r.mda").code == 2
-    assert run_cli(GeomCheck, "g.csv", "--channels", "0").code == 2
-    assert run_cli(GeomCheck, "g.csv", "--channels", "x").code == 2
+    for args, message in [
+            (("--channels", "2", "--mda", "r.mda"), "argument --mda: not allowed with argument --channels"),
+            (("--channels", "0"), "argument --channels: must be at least 1"),
+            (("--channels", "x"), "argument --channels: not a whole number: 'x'")]:
+        r = run_cli(GeomCheck, "g.csv", *args)
+        assert r.code == 2 and r.stdout == ""
+        assert r.stderr.splitlines()[0] == f"geom-check: {message}"
 
 
 def test_random_text_never_crashes(tmp_path):

@@ -58,7 +58,8 @@ def test_real_pipe(tmp_path):
 
 
 def test_no_argument_is_usage_error():
-    assert run_cli(KbCheck).code == 2
+    r = run_cli(KbCheck)
+    assert r.code == 2 and r.stderr.splitlines()[0] == "kb-check: the following arguments are required: DIR"
 
 
 def test_one_verdict_line_per_dataset_on_stderr(tmp_path):

@@ -113,7 +113,8 @@ def test_nearest_hosted_ancestor_wins(hosted):
 
 
 def test_usage():
-    assert run_cli(KbUrl).code == 2
+    r = run_cli(KbUrl)
+    assert r.code == 2 and r.stderr.splitlines()[0] == "kb-url: the following arguments are required: PATH"
 
 
 @pytest.mark.parametrize("how", ["env", "option"])

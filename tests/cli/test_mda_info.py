@@ -78,7 +78,8 @@ def test_raw_flag_and_check_data(tmp_path):
 
 
 def test_no_argument_is_usage_error():
-    assert run_cli(MdaInfo).code == 2
+    r = run_cli(MdaInfo)
+    assert r.code == 2 and r.stderr.splitlines()[0] == "mda-info: the following arguments are required: file"
 
 
 def test_huge_sparse_file_real_process_without_numpy(tmp_path):
