@@ -62,6 +62,10 @@ class KbHub(Command):
                             help="bytes a kbtools share may send ahead per download on the fast "
                                  "tunnel, in MiB (default 8): the hub holds at most this much per "
                                  "download; more is faster on busy machines")
+        parser.add_argument("--max-index-mib", type=float, default=512.0, metavar="MIB",
+                            help="most memory the children's file indexes may take together, in "
+                                 "MiB (default 512, about 8 million files); a report past it is "
+                                 "refused")
         parser.add_argument("--timestamp-window", type=float, default=600.0, metavar="SECONDS",
                             help="refuse child frames whose timestamp is further than this from "
                                  "our clock (default 600; 0 accepts any, as the original)")
@@ -93,13 +97,16 @@ class KbHub(Command):
             raise UsageError("limits must not be negative")
         if not 0.0625 <= self.args.fast_window_mib <= 1024:
             raise UsageError("--fast-window must be between 0.0625 and 1024 MiB")
+        if not self.args.max_index_mib > 0:
+            raise UsageError("--max-index-mib must be more than 0")
         settings = HubSettings(
             node_dir=prepared.node_dir, config=config, identity=prepared.identity,
             bind=self.args.bind, port=hub_listen_port(config),
             parent_passcode=resolve_parent_hub_passcode(config, passcode_file=self.args.passcode_file),
             limits=HubLimits(max_leaves=self.args.max_leaves, max_child_hubs=self.args.max_child_hubs,
                              freshness_window=self.args.timestamp_window or None,
-                             fast_window=int(self.args.fast_window_mib * MIB)),
+                             fast_window=int(self.args.fast_window_mib * MIB),
+                             max_index_bytes=int(self.args.max_index_mib * MIB)),
             retry_forever=self.args.retry_forever,
         )
         quiet_server_logs(self.args.verbose)

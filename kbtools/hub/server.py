@@ -29,7 +29,7 @@ from kbtools.node.config import resolve_listen_url
 from kbtools.node.identity import NodeIdentity
 from kbtools.protocol.hubconn import (
     ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits,
-    NodeDataUpdated, Outcome, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
+    IndexRefused, NodeDataUpdated, Outcome, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
 )
 from kbtools.protocol.routing import (
     InvalidResponse, check_response_head, child_find_results, find_answer, hub_node_data,
@@ -441,9 +441,15 @@ class Hub:
                     self._subtree_changed()
                 elif self.registry.leaves.get(event.node_id) is link.conn:
                     self.leaf_index.update(event.node_id, event.data)
+            elif isinstance(event, IndexRefused):
+                self._count("index_refusals")
+                self.emit("index_refused", node_id=event.node_id, index_bytes=event.index_bytes,
+                          held_bytes=event.held_bytes, limit_bytes=event.limit_bytes)
             elif isinstance(event, ConnectionClosed):
                 if link.conn.registered and link.conn.node_type == "leaf" and link.conn.node_id:
                     self.leaf_index.remove(link.conn.node_id)
+                    if self.registry.leaves.get(link.conn.node_id) is None:
+                        _release_memory()
                 if link.conn.registered:
                     self.emit("child_disconnected", node_id=link.conn.node_id,
                               node_type=link.conn.node_type, reason=event.reason[:300])
@@ -475,6 +481,25 @@ class Hub:
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = "kbtools"  # no library or Python versions on the network
+
+
+def _release_memory() -> None:
+    """Give freed heap back to the system (glibc keeps it otherwise, after a large report)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library("c")
+        return ctypes.CDLL(name).malloc_trim if name and sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 def _short(value: Any) -> str | None:

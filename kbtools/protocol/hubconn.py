@@ -19,16 +19,16 @@ from kbtools.protocol import fastpath
 from kbtools.protocol.canonical import canonical_json, js_number, load_public_key, verify_message
 from kbtools.protocol.errors import RemoteProtocolError
 from kbtools.node.identity import node_id_for_public_key
-from kbtools.protocol.jsondiff import patch
 from kbtools.protocol.messages import (
     ConfirmRegistration, EndResponse, ErrorReply, Ok, ReportError, SetResponseHeaders, SetTopHubUrl,
     SIGNATURE, WriteResponseData, loads_network_json, parse_response_message,
 )
-from kbtools.protocol.objecthash import object_hash
+from kbtools.protocol.nodedata import NodeData
 
 NETWORK_TYPE = "kbucket"
 INACTIVITY_TIMEOUT = 60.0
 MAX_CANCELLED = 1024  # cancelled fast-path requests remembered per child (their in-flight data is dropped)
+MAX_INDEX_BYTES = 512 * 1024 * 1024  # children's node data a hub holds, all children together
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class HubLimits:
     # hub calls acknowledge_data() (after the chunk went to its HTTP client). The child sends nothing
     # more until then (polite alternation), so neither side buffers more than a chunk.
     defer_data_ack: bool = True
+    # The node data of all children together (compact, `NodeData.nbytes`): a report that would
+    # take the total past it is refused (IndexRefused, then an error reply and a close).
+    max_index_bytes: int = MAX_INDEX_BYTES
 
 
 @dataclass
@@ -71,7 +74,17 @@ class ChildRegistered:
 @dataclass(frozen=True)
 class NodeDataUpdated:
     node_id: str
-    data: dict[str, Any]
+    data: NodeData  # read-only Mapping of the node data; `lookup(sha1)` for find
+
+
+@dataclass(frozen=True)
+class IndexRefused:
+    """A report refused because the hub's index budget is spent (the connection then closes)."""
+
+    node_id: str
+    index_bytes: int  # what this child's node data would take
+    held_bytes: int  # what the other children's node data take
+    limit_bytes: int
 
 
 @dataclass(frozen=True)
@@ -104,7 +117,7 @@ class ConnectionClosed:
     reason: str
 
 
-Event = Union[ChildRegistered, NodeDataUpdated, ResponseHeaders, ResponseData, ResponseEnd,
+Event = Union[ChildRegistered, NodeDataUpdated, IndexRefused, ResponseHeaders, ResponseData, ResponseEnd,
               ResponseError, ConnectionClosed]
 
 
@@ -127,6 +140,7 @@ class ChildRegistry:
         self.leaves: dict[str, ChildConnection] = {}
         self.child_hubs: dict[str, ChildConnection] = {}
         self._recent_registers: dict[str, float] = {}  # signature -> time seen (replay refusal)
+        self.index_bytes = 0  # node data held for all children (NodeData.nbytes)
 
     def add(self, conn: ChildConnection) -> str | None:
         """Register a child; an error text (original wording) or None."""
@@ -179,7 +193,8 @@ class ChildConnection:
         self.node_type: str | None = None
         self.info: dict[str, Any] = {}
         self.public_key: str | None = None
-        self.node_data: dict[str, Any] | None = None
+        self.data: NodeData | None = None  # the last node data reported, compact
+        self._held = 0  # its bytes, as counted in registry.index_bytes
         self.registered = False
         self.closed = False
         self.fast_path = False
@@ -229,6 +244,7 @@ class ChildConnection:
             return Outcome()
         self.closed = True
         self.registry.remove(self)
+        self._set_data(None)
         events: list[Event] = [ResponseError(rid, f"Child disconnected: {reason}") for rid in self.credit]
         self.credit.clear()
         self.cancelled.clear()
@@ -414,27 +430,73 @@ class ChildConnection:
                                           self.fast_path))
         return out
 
+    @property
+    def node_data(self) -> dict[str, Any] | None:
+        """The node data as parsed JSON, built from the compact form on each call (tests, small
+        data); the hub itself reads `data`."""
+        return self.data.to_dict() if self.data is not None else None
+
+    @node_data.setter
+    def node_data(self, value: dict[str, Any] | None) -> None:
+        self._set_data(NodeData.from_data(value) if value is not None else None)
+
+    def _set_data(self, data: NodeData | None) -> None:
+        self.data = data
+        held = data.nbytes if data is not None else 0
+        self.registry.index_bytes += held - self._held
+        self._held = held
+
+    def _fits(self, data: NodeData) -> IndexRefused | None:
+        """None if the hub can hold this node data, else the refusal."""
+        others = self.registry.index_bytes - self._held
+        limit = self.limits.max_index_bytes
+        if others + data.nbytes <= limit:
+            return None
+        assert self.node_id is not None
+        return IndexRefused(self.node_id, data.nbytes, others, limit)
+
+    def _refuse_index(self, refused: IndexRefused) -> Outcome:
+        mib = js_number(round(refused.limit_bytes / 1048576, 3))
+        out = self.fail(f"Index limit reached: this hub holds at most {mib} MiB of node data "
+                        f"({refused.index_bytes} bytes reported, {refused.held_bytes} held)")
+        out.events.insert(0, refused)
+        return out
+
     def _report(self, message: dict[str, Any]) -> Outcome:
         assert self.node_id is not None
         if "data" in message and message["data"] is not None:
             data = message["data"]
             if not isinstance(data, dict):
                 raise RemoteProtocolError("Invalid node data")
-            self.node_data = data  # the original does not check this hash either
+            self._set_data(None)  # the old data goes first: the budget counts the new one alone
+            new = NodeData.from_data(data)  # the original does not check this hash either
+            refused = self._fits(new)
+            if refused is not None:
+                return self._refuse_index(refused)
+            self._set_data(new)
         elif "data_delta" in message and message["data_delta"] is not None:
-            if self.node_data is None:
+            if self.data is None:
                 raise RemoteProtocolError("Received data_delta, but child_node_data is null.")
-            patched = patch(self.node_data, message["data_delta"])
-            if not isinstance(patched, dict) or object_hash(patched) != message.get("data_hash"):
-                self.node_data = None
+            try:
+                self.data.apply_delta(message["data_delta"])
+            except RemoteProtocolError:
+                self._set_data(None)
+                raise
+            if self.data.object_hash() != message.get("data_hash"):
+                self._set_data(None)
                 raise RemoteProtocolError("Unexpected: node data hash does not match.")
-            self.node_data = patched
+            refused = self._fits(self.data)
+            if refused is not None:
+                self._set_data(None)
+                return self._refuse_index(refused)
+            self._set_data(self.data)
         elif message.get("data_nochange"):
             return Outcome(replies=[canonical_json(Ok().to_fields())])
         else:
             raise RemoteProtocolError("No data, data_delta, or data_nochange field found in message")
+        assert self.data is not None
         return Outcome(replies=[canonical_json(Ok().to_fields())],
-                       events=[NodeDataUpdated(self.node_id, self.node_data)])
+                       events=[NodeDataUpdated(self.node_id, self.data)])
 
     def _http(self, message: dict[str, Any]) -> Outcome:
         msg = parse_response_message(message)

@@ -139,8 +139,7 @@ def descendant_nodes(own_id: str, registry: ChildRegistry) -> dict[str, dict[str
 
 
 def _reported_descendants(conn: ChildConnection) -> dict[str, dict[str, Any]]:
-    data = conn.node_data or {}
-    desc = data.get("descendant_nodes")
+    desc = conn.data.extra.get("descendant_nodes") if conn.data is not None else None
     if not isinstance(desc, dict):
         return {}
     return {k: v for k, v in desc.items() if isinstance(k, str) and isinstance(v, dict)}
@@ -185,10 +184,9 @@ def find_in_leaves(registry: ChildRegistry, sha1: str, share_id: str | None = No
     for node_id, conn in registry.leaves.items():
         if share_id is not None and node_id != share_id:
             continue
-        files = (conn.node_data or {}).get("files_by_sha1")
-        entry = files.get(sha1) if isinstance(files, dict) else None
-        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            results.append({"kbshare_id": node_id, "size": entry.get("size"), "path": entry["path"]})
+        found = conn.data.lookup(sha1) if conn.data is not None else None
+        if found is not None:
+            results.append({"kbshare_id": node_id, "size": found[1], "path": found[0]})
     return results
 
 

@@ -1,11 +1,11 @@
 """The hub's index of its shares' files gives what the protocol's find_in_leaves gives, through
-full reports, in-place deltas and disconnects."""
+full reports, in-place deltas and disconnects, from the connections' compact node data."""
 from __future__ import annotations
 
 from kbtools.hub.leafindex import LeafIndex
 from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, HubInfo
-from kbtools.protocol.jsondiff import patch
-from kbtools.protocol.routing import find_in_leaves
+
+S1, S2, S3 = "11" * 20, "22" * 20, "33" * 20
 
 
 def leaf(registry, node_id, data):
@@ -16,6 +16,7 @@ def leaf(registry, node_id, data):
 
 
 def same(index, registry, sha1s):
+    from kbtools.protocol.routing import find_in_leaves
     for sha1 in sha1s:
         assert index.find(sha1, registry.leaves) == find_in_leaves(registry, sha1)
         for sid in registry.leaves:
@@ -24,23 +25,29 @@ def same(index, registry, sha1s):
 
 def test_index_follows_reports_deltas_and_disconnects():
     registry, index = ChildRegistry(), LeafIndex()
-    a = leaf(registry, "aaaaaaaaaaaa", {"files_by_sha1": {"s1": {"path": "x", "size": 1},
-                                                          "s2": {"path": "y", "size": 2}}})
-    b = leaf(registry, "bbbbbbbbbbbb", {"files_by_sha1": {"s2": {"path": "z", "size": 2},
-                                                          "bad": {"path": 5}, "bad2": "no"}})
-    index.update(a.node_id, a.node_data)
-    index.update(b.node_id, b.node_data)
-    sha1s = ["s1", "s2", "s3", "bad", "bad2"]
+    a = leaf(registry, "aaaaaaaaaaaa", {"files_by_sha1": {S1: {"path": "x", "size": 1},
+                                                          S2: {"path": "y", "size": 2}}})
+    b = leaf(registry, "bbbbbbbbbbbb", {"files_by_sha1": {S2: {"path": "z", "size": 2},
+                                                          "bad": {"path": 5}, "bad2": "no",
+                                                          "odd": {"path": "o", "size": 1.5}}})
+    index.update(a.node_id, a.data)
+    index.update(b.node_id, b.data)
+    sha1s = [S1, S2, S3, "bad", "bad2", "odd", S1.upper()]
     same(index, registry, sha1s)
+    assert index.find("odd", registry.leaves) == [{"kbshare_id": b.node_id, "size": 1.5, "path": "o"}]
     # Deltas patch the stored data in place: added, renamed, deleted.
-    patch(a.node_data, {"files_by_sha1": {"s3": [{"path": "new", "size": 3}], "s1": {"path": ["x", "x2"]},
-                                          "s2": [{"path": "y", "size": 2}, 0, 0]}})
-    index.update(a.node_id, a.node_data)
+    a.data.apply_delta({"files_by_sha1": {S3: [{"path": "new", "size": 3}], S1: {"path": ["x", "x2"]},
+                                          S2: [{"path": "y", "size": 2}, 0, 0]}})
+    index.update(a.node_id, a.data)
     same(index, registry, sha1s)
-    assert index.find("s2", registry.leaves) == [{"kbshare_id": b.node_id, "size": 2, "path": "z"}]
+    assert index.find(S2, registry.leaves) == [{"kbshare_id": b.node_id, "size": 2, "path": "z"}]
     del registry.leaves[b.node_id]
     index.remove(b.node_id)
     same(index, registry, sha1s)
-    assert "s2" not in index.by_sha1 and index.find("s1", registry.leaves)[0]["path"] == "x2"
-    index.update(a.node_id, {"files_by_sha1": {}})
-    assert index.by_sha1 == {}
+    assert index.find(S1, registry.leaves)[0]["path"] == "x2"
+    assert index.find(S2, registry.leaves, b.node_id) == []
+    a.node_data = {"files_by_sha1": {}}
+    index.update(a.node_id, a.data)
+    assert all(index.find(s, registry.leaves) == [] for s in sha1s)
+    index.update(a.node_id, None)
+    assert index.data_of == {}
