@@ -50,6 +50,7 @@ PENDING_SOCKETS = 64
 PENDING_PER_ADDRESS = 16
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a child's answer to our close frame
 SEND_BUFFER = 4 * 1024 * 1024  # socket send buffer of a tunnelled download
+TRIM_AFTER = 1024 * 1024  # after a frame this large, freed heap goes back to the system
 
 
 @dataclass
@@ -78,6 +79,10 @@ class HubSettings:
     reconnect_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 10.0)  # then the last one, for ever
     retry_forever: bool = False  # also after a parent's refusal that cannot heal (wrong passcode)
     clock: Callable[[], float] = time.time  # frame timestamps are checked against it
+    # TLS (kb-hub --tls-cert/--tls-key): HTTPS and WSS on the same port (aiohttp's own TLS).
+    ssl_context: Any = None
+    # The URL clients use (https://hub.example.org behind a proxy): find's URLs, browse URLs.
+    public_url: str = ""
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
@@ -126,12 +131,16 @@ class Hub:
         await self._runner.setup()
         sock = _listening_socket(self.settings.bind, self.settings.port)
         self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock)
+        site = web.SockSite(self._runner, sock, ssl_context=self.settings.ssl_context)
         await site.start()
         host = "127.0.0.1" if self.settings.bind in ("0.0.0.0", "") else \
             ("::1" if self.settings.bind == "::" else self.settings.bind)
-        self.url = f"http://{_url_host(host)}:{self.port}"
-        self.listen_url = resolve_listen_url(str(self.config.get("listen_url") or ""), self.port)
+        scheme = "https" if self.settings.ssl_context is not None else "http"
+        self.url = f"{scheme}://{_url_host(host)}:{self.port}"
+        own = str(self.config.get("listen_url") or "")
+        self.listen_url = self.settings.public_url.rstrip("/") or (
+            resolve_listen_url(own, self.port) if own not in ("", ".")
+            else f"{scheme}://localhost:{self.port}")
         self.hub_info.info = node_info_object(self.config, self.node_id, self.identity.public_pem,
                                               self.listen_url)
         self.hub_info.top_hub_url = self.listen_url
@@ -396,8 +405,13 @@ class Hub:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     self._count("messages_from_child_nodes")
+                    large, binary = len(msg.data) > TRIM_AFTER, msg.type == WSMsgType.BINARY
                     out = conn.receive_frame(msg.data, now=self.settings.clock())
-                    await self._act(link, out, binary=msg.type == WSMsgType.BINARY)
+                    del msg
+                    await self._act(link, out, binary=binary)
+                    if large:  # what parsing it took goes back to the system
+                        del out.events[:]
+                        _release_memory()
                     if out.close:
                         break
                 elif msg.type == WSMsgType.ERROR:

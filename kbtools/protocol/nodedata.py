@@ -2,9 +2,9 @@
 
 A share's report is `{"files_by_sha1": {<sha1>: {"path": str, "size": int}}}` (spec §2.6.1). Parsed,
 that is a dict, two strings and an int per file: about 9 times the frame. `NodeData` keeps each
-entry of that usual shape in four arrays, sorted by digest: the 20-byte digest, the size, the end
-offset of the path, and the paths' UTF-8 in one blob (about 36 bytes plus the path's length per
-file). Whatever has another shape (a key that is not a lower-case hex SHA-1, an entry with other
+entry of that usual shape in arrays sorted by digest: the 20-byte digest, the size, the folder (an
+index into a list where each folder is kept once), and the end of the file name in one UTF-8 blob
+of names (40 bytes plus the name per file). Whatever has another shape (a key that is not a lower-case hex SHA-1, an entry with other
 fields or types) is kept as parsed, in a small overlay that also holds what deltas changed since
 the arrays were last built; every top-level key other than `files_by_sha1` is kept as parsed.
 
@@ -41,7 +41,7 @@ SHA1_HEX = re.compile(r"[0-9a-f]{40}\Z")
 MAX_SAFE_SIZE = 2 ** 53 - 1  # sizes above this are kept as parsed (the hash must see them as sent)
 HASH_CHUNK = 4096  # entries serialized at a time by object_hash
 OVERLAY_MIN = 4096  # the arrays are rebuilt when the overlay grows past this and a quarter of them
-ARRAY_OVERHEAD = 4 * 112 + 2 * 33  # the numpy array headers and the two bytes objects
+ARRAY_OVERHEAD = 5 * 112 + 33  # the numpy array headers and the bytes object
 _DELETED: Any = object()  # overlay value: an entry of the arrays that a delta removed
 _MISSING: Any = object()
 _ENTRY_PREFIX = f"object:5:{_LATER_PREFIX}string:4:path:string:"  # a compact entry's serialization
@@ -106,8 +106,10 @@ class NodeData(Mapping[str, Any]):
         self.file_count = 0
         self._digests = np.zeros(0, dtype="S20")
         self._sizes = np.zeros(0, dtype=np.int64)
-        self._ends = np.zeros(0, dtype=np.int64)  # end offset of each path in _paths
-        self._paths = b""
+        self._dir_of = np.zeros(0, dtype=np.uint32)  # each path's folder, an index into _dirs
+        self._dirs: list[str] = []  # folders ("a/b/", "" for none), each once
+        self._ends = np.zeros(0, dtype=np.int64)  # end offset of each file name in _names
+        self._names = b""
         self._overlay: dict[str, Any] = {}
         self._overlay_bytes = 0
         self._extra_bytes = 0
@@ -140,22 +142,30 @@ class NodeData(Mapping[str, Any]):
         self.file_count = len(files)
 
     def _build(self, keys: list[str], source: Mapping[str, Any]) -> None:
-        """The arrays for `keys` (compact entries of `source`), sorted by digest."""
+        """The arrays for `keys` (compact entries of `source`), sorted by digest. A path is kept
+        as its folder (an index into `_dirs`, each folder once) and its name (in `_names`)."""
         digests = np.frombuffer(bytes.fromhex("".join(keys)), dtype="S20")
         order = np.argsort(digests, kind="stable")
         self._digests = digests[order]
-        paths: list[str] = []
+        names: list[str] = []
+        dir_ids: dict[str, int] = {}
         sizes = np.empty(len(keys), dtype=np.int64)
+        dirs = np.empty(len(keys), dtype=np.uint32)
         lengths = np.empty(len(keys), dtype=np.int64)
         for n, i in enumerate(order.tolist()):
             entry = source[keys[i]]
             path = entry["path"]
-            paths.append(path)
+            cut = path.rfind("/") + 1
+            name = path[cut:]
+            names.append(name)
+            dirs[n] = dir_ids.setdefault(path[:cut], len(dir_ids))
             sizes[n] = entry["size"]
-            lengths[n] = len(path) if path.isascii() else len(path.encode("utf-8", "surrogatepass"))
+            lengths[n] = len(name) if name.isascii() else len(name.encode("utf-8", "surrogatepass"))
         self._sizes = sizes
+        self._dir_of = dirs
+        self._dirs = list(dir_ids)
         self._ends = np.cumsum(lengths, dtype=np.int64)
-        self._paths = "".join(paths).encode("utf-8", "surrogatepass")
+        self._names = "".join(names).encode("utf-8", "surrogatepass")
 
     def _compact_overlay(self) -> None:
         """Fold the overlay into the arrays (entries of other shapes stay in it)."""
@@ -189,8 +199,8 @@ class NodeData(Mapping[str, Any]):
 
     def _entry(self, i: int) -> dict[str, Any]:
         start = int(self._ends[i - 1]) if i else 0
-        path = self._paths[start:int(self._ends[i])].decode("utf-8", "surrogatepass")
-        return {"path": path, "size": int(self._sizes[i])}
+        name = self._names[start:int(self._ends[i])].decode("utf-8", "surrogatepass")
+        return {"path": self._dirs[int(self._dir_of[i])] + name, "size": int(self._sizes[i])}
 
     def lookup_entry(self, sha1: str) -> Any:
         """The entry of `sha1` in files_by_sha1 (any JSON value), or `_MISSING`."""
@@ -233,7 +243,8 @@ class NodeData(Mapping[str, Any]):
     @property
     def nbytes(self) -> int:
         """Bytes held: the arrays exactly, the parsed parts (overlay, other keys) estimated."""
-        arrays = self._digests.nbytes + self._sizes.nbytes + self._ends.nbytes + len(self._paths)
+        arrays = (self._digests.nbytes + self._sizes.nbytes + self._ends.nbytes + self._dir_of.nbytes
+                  + len(self._names) + sum(map(sys.getsizeof, self._dirs)) + sys.getsizeof(self._dirs))
         return sys.getsizeof(self) + ARRAY_OVERHEAD + arrays + self._overlay_bytes + self._extra_bytes
 
     @staticmethod
@@ -276,7 +287,9 @@ class NodeData(Mapping[str, Any]):
             sizes = self._sizes[start:stop].tolist()
             first = int(self._ends[start - 1]) if start else 0
             ends = self._ends[start:stop].tolist()
-            blob = self._paths[first:ends[-1]]
+            dir_of = self._dir_of[start:stop].tolist()
+            dirs = self._dirs
+            blob = self._names[first:ends[-1]]
             parts: list[str] = []
             prev = first
             for j in range(stop - start):
@@ -287,7 +300,7 @@ class NodeData(Mapping[str, Any]):
                     parts.append(f"{_key_text(k)}{_value_text(v)},")
                     pending += 1
                 if key not in overlay:
-                    path = blob[prev - first:end - first].decode("utf-8", "surrogatepass")
+                    path = dirs[dir_of[j]] + blob[prev - first:end - first].decode("utf-8", "surrogatepass")
                     plen = len(path) if path.isascii() else _utf16_len(path)
                     parts.append(f"string:40:{key}:{_ENTRY_PREFIX}{plen}:{path},"
                                  f"string:4:size:number:{sizes[j]},,")

@@ -126,5 +126,5 @@ def test_compact_form_is_small():
     data = {"files_by_sha1": {f"{rng.getrandbits(160):040x}": {"path": f"dataset{i % 10}/file{i:05d}.mda",
                                                                 "size": i} for i in range(20000)}}
     nd = NodeData.from_data(data)
-    assert nd.nbytes / 20000 < 36 + len("dataset1/file00001.mda") + 4
+    assert nd.nbytes / 20000 < 40 + len("file00001.mda") + 4
     assert nd.object_hash() == object_hash(data)
