@@ -176,6 +176,8 @@ class ParentLink:
             return self._receive_text(frame)
         except RemoteProtocolError as e:
             return LinkOutcome(close=True, close_reason=str(e))
+        except Exception as e:  # a hostile frame must never take the share down
+            return LinkOutcome(close=True, close_reason=f"Invalid message from hub ({type(e).__name__})")
 
     def _receive_binary(self, frame: bytes) -> LinkOutcome:
         if not self.fast_path:

@@ -6,7 +6,6 @@ envelope (envelope.Signer). `to_fields()` gives the dict in wire key order.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -159,7 +158,7 @@ def parse_parent_message(obj: Any) -> ParentMessage | None:
         if cmd == "http.write_request_data":
             try:
                 data = base64.b64decode(str(obj.get("data_base64", "")), validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or text that is not ASCII
                 raise RemoteProtocolError("Invalid data_base64") from None
             return WriteRequestData(rid, data)
         if cmd == "http.end_request":
@@ -290,7 +289,7 @@ def parse_response_message(msg: dict[str, Any]) -> SetResponseHeaders | WriteRes
     if cmd == "http.write_response_data":
         try:
             data = base64.b64decode(str(msg.get("data_base64", "")), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not ASCII
             raise RemoteProtocolError("Invalid data_base64") from None
         _require(len(data) <= 16 * MAX_CHUNK, "response chunk too large", True)
         return _raw_data(rid, data)
