@@ -23,6 +23,7 @@ from kbtools.client import (
     fetch_file,
     parse_url,
 )
+from kbtools.client import tls
 from kbtools.client.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from kbtools.client.download import MAX_CHUNK, MIN_CHUNK, HostHealth, MiB
 from kbtools.client.urls import Sha1Ref
@@ -48,6 +49,7 @@ class KbGet(Command):
         f"  {CACHE_DIR_ENV}  the cache directory (default $XDG_CACHE_HOME/kbtools/sha1, that is\n"
         "                     ~/.cache/kbtools/sha1)\n"
         f"  {NO_CACHE_ENV}   set to 1: never use the cache (as --no-cache)\n"
+        + tls.CA_EPILOG +
         "exit: 0 all files ok, 1 some file failed (not found, bad URL), 2 usage (also a --hub or\n"
         "KBUCKET_URL that is not a URL, an -o that is a file where a directory is needed),\n"
         "3 network/peer failure"
@@ -60,6 +62,7 @@ class KbGet(Command):
                             help="target file (one file URL), or directory (default: the current one)")
         parser.add_argument("--hub", metavar="URL", help="hub to resolve kbucket:// and sha1:// URLs, "
                                                          "http(s)://HOST[:PORT] (default: $KBUCKET_URL)")
+        tls.add_ca_option(parser)
         parser.add_argument("--cat", action="store_true", help="write the verified bytes of one file to stdout")
         parser.add_argument("--no-cache", action="store_true", help="neither read nor fill the SHA-1 cache")
         parser.add_argument("--cache-info", action="store_true",
@@ -76,6 +79,8 @@ class KbGet(Command):
         args = self.args
         if args.cache_info or args.cache_clear:
             return self.cache_command()
+        tls.configure(args.ca_file)
+        tls.ca_file()  # a CA file named in the environment that is missing is a usage error now
         if not args.urls:
             raise UsageError("give at least one URL (or - to read them from stdin)")
         if args.parallel < 1:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kbtools.cli.base import Command, quiet_server_logs
+from kbtools.client import tls
 from kbtools.errors import RuntimeFailure, UsageError
 from kbtools.node.config import (
     PASSCODE_ENV, add_answer_options, answers_from_args, configure, parent_hub_url, prepare_node,
@@ -47,9 +48,13 @@ class KbHost(Command):
         "The parent hub passcode comes from --passcode-file, else $KBUCKET_HUB_PASSCODE, else\n"
         "kbnode.json; never from the command line. The share's port is the one of its listen_url,\n"
         "else the first free one in $HEMLOCK_LEAF_PORT_RANGE (default 2000-3000).\n\n"
+        "An https:// hub is reached by wss:// (spec §2.1), its certificate verified against --ca-file,\n"
+        "else $KBUCKET_CA_FILE, $REQUESTS_CA_BUNDLE, $CURL_CA_BUNDLE or $SSL_CERT_FILE, else the system's\n"
+        "store; a certificate that does not verify stops kb-host (exit 3), never a fall-back.\n\n"
         "Exit status: 0 stopped (SIGTERM, Ctrl-C); 2 usage or configuration error (missing answers,\n"
-        "a broken kbnode.json); 3 runtime failure, or a refusal by the hub that retrying cannot heal\n"
-        "(wrong passcode; --retry-forever keeps trying)."
+        "a broken kbnode.json, a missing CA file); 3 runtime failure, a hub certificate that does not\n"
+        "verify, or a refusal by the hub that retrying cannot heal (wrong passcode; --retry-forever\n"
+        "keeps trying)."
     )
     output_format = "ndjson"
 
@@ -70,6 +75,7 @@ class KbHost(Command):
                             help="keep retrying even when the hub refuses for good (wrong passcode)")
         parser.add_argument("--no-fast-path", action="store_true",
                             help="never negotiate the binary tunnel with a kbtools hub")
+        tls.add_ca_option(parser)
         add_answer_options(parser, "leaf")
 
     def run(self) -> int:
@@ -91,6 +97,8 @@ class KbHost(Command):
             raise UsageError("no parent hub: pass --hub URL (or set parent_hub_url in "
                              ".kbucket/kbnode.json)")
         passcode = resolve_parent_hub_passcode(node.config, passcode_file=args.passcode_file)
+        tls.configure(args.ca_file)
+        tls.ca_file()  # a missing CA file named in the environment: usage error (2)
         port = share_listen_port(node.config, args.bind)
         listen_url = resolve_listen_url(str(node.config.get("listen_url") or ""), port)
         events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -165,6 +173,8 @@ class KbHost(Command):
                 continue
             if kind == "refused":
                 self.emit(event)  # before or after the first line: a script waiting for one sees it
+                if event.get("retry_in") is None and str(event.get("reason")).startswith("TLS "):
+                    raise RuntimeFailure(str(event.get("reason")))
                 if event.get("retry_in") is None:
                     raise RuntimeFailure(
                         f"parent hub {hub_url} refused this share for good: {event.get('reason')} "

@@ -69,6 +69,13 @@ class KbHub(Command):
         parser.add_argument("--timestamp-window", type=float, default=600.0, metavar="SECONDS",
                             help="refuse child frames whose timestamp is further than this from "
                                  "our clock (default 600; 0 accepts any, as the original)")
+        parser.add_argument("--tls-cert", metavar="FILE",
+                            help="serve HTTPS and WSS with this PEM certificate (chain) ...")
+        parser.add_argument("--tls-key", metavar="FILE", help="... and this PEM private key")
+        parser.add_argument("--public-url", metavar="URL",
+                            help="the URL clients use, e.g. https://hub.example.org behind a reverse "
+                                 "proxy: every URL the hub hands out starts with it (default: the "
+                                 "listen_url of kbnode.json)")
         add_answer_options(parser, "hub")
 
     def run(self) -> int:
@@ -99,6 +106,10 @@ class KbHub(Command):
             raise UsageError("--fast-window must be between 0.0625 and 1024 MiB")
         if not self.args.max_index_mib > 0:
             raise UsageError("--max-index-mib must be more than 0")
+        from kbtools.hub.tls import public_url_setting, server_ssl_context
+
+        ssl_context = server_ssl_context(self.args.tls_cert, self.args.tls_key)
+        public_url = public_url_setting(self.args.public_url)
         settings = HubSettings(
             node_dir=prepared.node_dir, config=config, identity=prepared.identity,
             bind=self.args.bind, port=hub_listen_port(config),
@@ -108,6 +119,7 @@ class KbHub(Command):
                              fast_window=int(self.args.fast_window_mib * MIB),
                              max_index_bytes=int(self.args.max_index_mib * MIB)),
             retry_forever=self.args.retry_forever,
+            ssl_context=ssl_context, public_url=public_url,
         )
         quiet_server_logs(self.args.verbose)
         self._refusal: str | None = None

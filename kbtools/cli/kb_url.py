@@ -87,7 +87,8 @@ def remote_url_record(text: str, hub: str | None) -> tuple[dict[str, Any], int]:
     try:
         return resolve(text, hub).record(), EXIT_OK
     except (BadUrl, NotFound, PeerError) as exc:
-        code = "bad-url" if isinstance(exc, BadUrl) else "not-found" if isinstance(exc, NotFound) else "unreachable"
+        code = "bad-url" if isinstance(exc, BadUrl) else "not-found" if isinstance(exc, NotFound) \
+            else "untrusted-certificate" if "TLS certificate" in str(exc) else "unreachable"
         return {"url": text, "error": code, "message": str(exc)}, exc.exit_code
 
 
@@ -98,9 +99,15 @@ class KbUrl(Command):
         "directory (the nearest one above them holding .kbucket/kbnode.json with a node id).\n"
         "One JSON record per path; a path that fails gets {path, error, message}.\n"
         "A kbucket://, sha1:// or http(s):// URL is resolved by the hub (--hub, else $KBUCKET_URL):\n"
-        "{url, type, sha1, size, download_urls} for a file, {url, type, entries} for a directory.\n\n"
-        "Exit status: 0 ok; 1 some path failed; 2 usage; 3 hub unreachable or misbehaving."
+        "{url, type, sha1, size, download_urls, content_url} for a file, {url, type, entries} for a\n"
+        "directory. content_url is the hub's cacheable https://HUB/sha1/SHA1/name URL of the file.\n\n"
+        "Exit status: 0 ok; 1 some path failed; 2 usage; 3 hub unreachable or misbehaving, or its\n"
+        "TLS certificate not trusted."
     )
+    epilog = ("environment:\n"
+              "  KBUCKET_URL        the hub to ask when --hub is not given\n"
+              "  KBUCKET_CA_FILE    CA certificates to trust for https:// (as --ca-file); else\n"
+              "                     $REQUESTS_CA_BUNDLE, $CURL_CA_BUNDLE, $SSL_CERT_FILE, else the system's store")
     output_format = "ndjson"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -109,13 +116,20 @@ class KbUrl(Command):
                             help="add the content SHA-1 and a sha1://<sha1>/<name> URL (files only)")
         parser.add_argument("--hub", metavar="URL",
                             help="hub that resolves URLs, http(s)://HOST[:PORT] (default: $KBUCKET_URL)")
+        parser.add_argument("--ca-file", metavar="FILE",
+                            help="PEM file of the CA certificates to trust for https:// (default: "
+                                 "$KBUCKET_CA_FILE, ..., else the system's store)")
 
     def run(self) -> int:
         failed = 0
         remote_code = EXIT_OK
         for text in self.iter_inputs(self.args.paths):
             if text.startswith(URL_SCHEMES):
-                from kbtools.client.urls import configured_hub  # requests: only for URLs
+                from kbtools.client import tls  # requests: only for URLs
+                from kbtools.client.urls import configured_hub
+
+                tls.configure(self.args.ca_file)
+                tls.ca_file()  # a missing CA file named in the environment: usage error (2)
 
                 # --hub / $KBUCKET_URL is read (and checked: a bad one is a usage error) only for
                 # the URLs that need a hub; an http(s) URL names its own host.

@@ -30,6 +30,7 @@ import requests
 
 from kbtools.atomic import write_atomic
 
+from . import tls
 from .errors import ClientError, PeerError, VerificationError
 from .resolve import describe
 
@@ -534,7 +535,7 @@ class Download:
         """This thread's session: its kept-alive connections serve the next chunks and files."""
         session = getattr(_thread_sessions, "session", None)
         if session is None:
-            session = _thread_sessions.session = requests.Session()
+            session = _thread_sessions.session = tls.session()
         return session
 
     def _fetch_chunk(self, fd: int, index: int, state: PartState, sources: Sources, rnd: _Round) -> None:

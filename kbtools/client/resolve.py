@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import requests
 
+from . import tls
 from .errors import BadUrl, NotFound, PeerError
 from .urls import (
     HttpRef,
@@ -24,6 +25,7 @@ from .urls import (
     Ref,
     Sha1Ref,
     check_hub_url,
+    content_url,
     download_url,
     encode_found_url,
     find_url,
@@ -71,6 +73,7 @@ class Resolution:
     entries: list[Entry] = field(default_factory=list)
     hub: str | None = None  # the API base that answered
     routes: dict[str, str] = field(default_factory=dict)  # download URL -> "direct" | "hub"
+    content_url: str | None = None  # the hub's cacheable /sha1/<sha1>/<name> URL (kbtools hubs)
 
     def route_of(self, url: str) -> str:
         """How ``url`` reaches the file: ``direct`` (the share itself) or ``hub`` (relayed)."""
@@ -81,6 +84,8 @@ class Resolution:
         out: dict[str, Any] = {"url": self.url, "type": self.type}
         if self.type == "file":
             out.update(sha1=self.sha1, size=self.size, download_urls=list(self.download_urls))
+            if self.content_url:
+                out["content_url"] = self.content_url
         else:
             out["entries"] = [entry.record() for entry in self.entries]
         return out
@@ -88,6 +93,8 @@ class Resolution:
 
 def describe(exc: BaseException) -> str:
     """A short reason for a requests failure (its own message is a paragraph)."""
+    if tls.is_certificate_error(exc):
+        return f"TLS certificate not trusted ({tls.certificate_reason(exc)})"
     text = str(exc)
     for needle, reason in (
         ("Connection refused", "connection refused"),
@@ -110,7 +117,7 @@ class HubApi:
     def __init__(self, base: str, session: requests.Session | None = None,
                  timeout: tuple[float, float] = API_TIMEOUT) -> None:
         self.base = strip_base(base)
-        self.session = session or requests.Session()
+        self.session = session or tls.session()
         self.timeout = timeout
         self.not_a_hub = False  # this peer answered find with "not a hub": it is a share
 
@@ -119,6 +126,8 @@ class HubApi:
         try:
             response = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as exc:
+            if tls.is_certificate_error(exc):
+                raise PeerError(f"hub {self.base}: {tls.certificate_message(self.base, exc)}") from None
             raise PeerError(f"hub {self.base} unreachable: {describe(exc)}") from None
         try:
             body = response.json()
@@ -216,7 +225,7 @@ class Resolver:
     def __init__(self, hub: str | None = None, session: requests.Session | None = None,
                  timeout: tuple[float, float] = API_TIMEOUT) -> None:
         self.hub = check_hub_url(hub) if hub else None
-        self.session = session or requests.Session()
+        self.session = session or tls.session()
         self.timeout = timeout
         # (hub, node id) -> download bases, each with its route ("direct" | "hub")
         self.share_bases: dict[tuple[str, str], dict[str, str]] = {}
@@ -246,8 +255,10 @@ class Resolver:
         sha1 = prv["original_checksum"].lower()
         size = prv.get("original_size") if isinstance(prv.get("original_size"), int) else None
         urls, routes = self.share_file_urls(api, ref.node_id, ref.path, sha1)
-        return Resolution(ref.url, "file", posixpath.basename(ref.path) or sha1, ref.node_id,
-                          ref.path, sha1, size, _unique(first + urls), hub=api.base, routes=routes)
+        name = posixpath.basename(ref.path) or sha1
+        return Resolution(ref.url, "file", name, ref.node_id, ref.path, sha1, size,
+                          _unique(first + urls), hub=api.base, routes=routes,
+                          content_url=None if api.not_a_hub else content_url(api.base, sha1, name))
 
     def share_file_urls(self, api: HubApi, node_id: str, path: str,
                         sha1: str) -> tuple[list[str], dict[str, str]]:
@@ -326,7 +337,13 @@ class Resolver:
 
     # -- content ---------------------------------------------------------------------------------
     def resolve_sha1(self, ref: Sha1Ref) -> Resolution:
-        """Global find (any share below the hub), following ``alt_hub_url`` once (spec §4.3)."""
+        """Global find (any share below the hub), following ``alt_hub_url`` once (spec §4.3).
+
+        A hub's content URL (``https://HUB/sha1/SHA1/name``) is fetched from there alone."""
+        if ref.content_url:
+            return Resolution(ref.url, "file", ref.name or ref.sha1, sha1=ref.sha1,
+                              download_urls=[ref.content_url], routes={ref.content_url: "hub"},
+                              content_url=ref.content_url)
         api = self.api()
         answer = api.find(ref.sha1)
         alt = answer.get("alt_hub_url") if answer and not answer.get("found") else None
@@ -344,7 +361,8 @@ class Resolver:
             routes[own] = "hub"
             urls = _unique(urls + [own])
         return Resolution(ref.url, "file", ref.name or ref.sha1, node_id, path, ref.sha1,
-                          size if isinstance(size, int) else None, urls, hub=api.base, routes=routes)
+                          size if isinstance(size, int) else None, urls, hub=api.base, routes=routes,
+                          content_url=content_url(api.base, ref.sha1, ref.name))
 
 
 def resolve(url: str, hub: str | None = None, session: requests.Session | None = None) -> Resolution:

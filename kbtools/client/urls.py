@@ -10,6 +10,8 @@ Accepted forms:
   to the SHA-1).
 - ``http(s)://HOST/NODEID/download/PATH`` and ``http(s)://HOST/NODEID/api/readdir/PATH`` of a hub
   or a share (percent-encoded, as any HTTP URL).
+- ``http(s)://HOST/sha1/SHA1[/name]``: a kbtools hub's content URL, the same file as
+  ``sha1://SHA1/name``, downloaded from that URL only.
 
 API URLs are built with the path percent-encoded per segment, so every name reaches the peer intact.
 """
@@ -44,6 +46,7 @@ class Sha1Ref:
     url: str
     sha1: str  # lower-case hex
     name: str | None
+    content_url: str | None = None  # given as a hub's http(s)://HOST/sha1/SHA1[/name]: fetch it there
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,20 @@ def _split_http(text: str) -> SplitResult:
     return parts
 
 
-def _parse_http(text: str) -> HttpRef:
+_CONTENT_RE = re.compile(r"^(?P<prefix>.*?)/sha1/(?P<sha1>[0-9a-fA-F]{40})(?:/(?P<name>[^/]*))?$")
+
+
+def _parse_http(text: str) -> HttpRef | Sha1Ref:
     try:
         parts = _split_http(text)
     except ValueError:
         raise BadUrl(f"no valid host (and port) in URL: {shown(text)}") from None
+    content = _CONTENT_RE.match(parts.path)
+    if content and not parts.query and not parts.fragment:
+        name = unquote(content["name"] or "")
+        if "\x00" in name or name in (".", ".."):
+            name = ""
+        return Sha1Ref(text, content["sha1"].lower(), name or None, text)
     match = _HTTP_API_RE.match(parts.path)
     if not match or not NODE_ID_RE.match(unquote(match["id"])):
         raise BadUrl(
@@ -179,6 +191,12 @@ def prv_url(base: str, node_id: str, path: str) -> str:
 
 def readdir_url(base: str, node_id: str, path: str) -> str:
     return f"{strip_base(base)}/{node_id}/api/readdir/{quote_path(path)}"
+
+
+def content_url(base: str, sha1: str, name: str | None = None) -> str:
+    """A kbtools hub's cacheable URL of a content: ``BASE/sha1/SHA1[/name]`` (name percent-encoded)."""
+    tail = f"/{quote(name, safe='')}" if name and name != sha1 else ""
+    return f"{strip_base(base)}/sha1/{sha1}{tail}"
 
 
 def find_url(base: str, sha1: str, node_id: str | None = None) -> str:

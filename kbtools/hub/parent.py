@@ -95,7 +95,11 @@ class ParentConnector:
         """One connection, until it closes: (registered?, the parent's refusal if it refused)."""
         registered = False
         refusal: HubError | None = None
-        ws = await session.ws_connect(websocket_url(self.url), autoping=True, compress=0,
+        url = websocket_url(self.url)
+        from kbtools.client import tls  # a wss:// parent's certificate is verified (KBUCKET_CA_FILE)
+
+        ws = await session.ws_connect(url, autoping=True, compress=0,
+                                      ssl=tls.ssl_context() if url.startswith("wss:") else True,
                                       max_msg_size=self.hub.settings.limits.max_frame_bytes,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
         self._ws = ws

@@ -29,6 +29,7 @@ import numpy as np
 import requests
 import websocket
 
+from kbtools.client import tls
 from kbtools.node.config import websocket_url
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
@@ -129,6 +130,14 @@ def client_frame(frame: str | bytes) -> websocket.ABNF:
     return _MaskedFrame(1, 0, 0, 0, websocket.ABNF.OPCODE_BINARY, 1, frame)
 
 
+@dataclass
+class CertificateRefusal:
+    """The hub's TLS certificate did not verify: no retry heals it (a refusal, as a wrong passcode)."""
+
+    text: str
+    permanent: bool = True
+
+
 class _Gone(Exception):
     """The connection a tunnel worker belonged to is gone."""
 
@@ -207,9 +216,15 @@ class HubLink:
         self._hub_error = None
         self._refusal = None
         try:
-            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT,
+            # wss:// (an https:// hub, spec §2.1) verifies the hub's certificate (kbtools.client.tls)
+            sslopt = {"context": tls.ssl_context()} if self.ws_url.startswith("wss:") else {}
+            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT, sslopt=sslopt,
                                              enable_multithread=True, skip_utf8_validation=True)
-        except Exception as exc:  # noqa: BLE001 - refused, DNS, TLS, HTTP status: all retried
+        except Exception as exc:  # noqa: BLE001 - refused, DNS, HTTP status: all retried
+            if tls.is_certificate_error(exc):  # never retried as plain text, nor silently
+                message = tls.certificate_message(self.ws_url, exc)
+                self._refusal = CertificateRefusal(message)  # type: ignore[assignment]
+                return False, message
             return False, f"connection to parent hub {self.hub_url} failed: {_describe(exc)}"
         ws.settimeout(None)  # blocking reads; stop() and the stall check abort the socket
         bound_frames(ws, self.link.max_frame_bytes)

@@ -43,7 +43,9 @@ def test_file_directory_and_sha1_urls(network, monkeypatch):
     file_record, dir_record, sha1_record = result.records
     direct = f"{network.share.url}/{network.node_id}/download/{quote(rel)}"
     assert file_record == {"url": network.url(rel), "type": "file", "sha1": sha1, "size": 13,
-                           "download_urls": [direct, f"{network.hub.url}/{network.node_id}/download/{quote(rel)}"]}
+                           "download_urls": [direct, f"{network.hub.url}/{network.node_id}/download/{quote(rel)}"],
+                           "content_url": f"{network.hub.url}/sha1/{sha1}/f%20%231%3F.txt"}
+    assert sha1_record["content_url"] == f"{network.hub.url}/sha1/{sha1}/x.txt"
     assert dir_record["type"] == "dir"
     assert [e["name"] for e in dir_record["entries"]] == ["f #1?.txt"]
     assert sha1_record["download_urls"][0] == direct

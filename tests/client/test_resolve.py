@@ -23,8 +23,10 @@ def test_file_resolves_to_sha1_size_and_urls_direct_share_first(network, content
     assert resolution.download_urls == [f"{network.share.url}/{node}/download/{quote(rel)}",
                                         f"{network.hub.url}/{node}/download/{quote(rel)}"]
     assert resolution.name == rel.rsplit("/", 1)[-1]
+    name = quote(rel.rsplit("/", 1)[-1], safe="")
     assert resolution.record() == {"url": network.url(rel), "type": "file", "sha1": resolution.sha1,
-                                   "size": resolution.size, "download_urls": resolution.download_urls}
+                                   "size": resolution.size, "download_urls": resolution.download_urls,
+                                   "content_url": f"{network.hub.url}/sha1/{resolution.sha1}/{name}"}
 
 
 def test_directory_lists_its_entries(network, contents):
