@@ -77,6 +77,11 @@ class KbHost(Command):
                             help="never negotiate the binary tunnel with a kbtools hub")
         tls.add_ca_option(parser)
         add_answer_options(parser, "leaf")
+        privacy = parser.add_mutually_exclusive_group()
+        privacy.add_argument("--private", action="store_true",
+                             help="serve nothing without a grant (kb-url --grant); kept in kbnode.json")
+        privacy.add_argument("--public", action="store_true",
+                             help="undo --private: serve everyone again")
 
     def run(self) -> int:
         args = self.args
@@ -88,6 +93,8 @@ class KbHost(Command):
             self.say(message)
         secrets = ["parent_hub_passcode"] if args.passcode_file or os.environ.get(PASSCODE_ENV) else []
         read_first: list[str] = []  # stdin lines read before the questions
+        if args.private or args.public:
+            node.config["private"] = "yes" if args.private else "no"
         configure(node, answers_from_args(args, "leaf"), auto=args.auto,
                   reconfigure=args.reconfigure, secrets=secrets,
                   before_asking=None if self.input_is_terminal() else

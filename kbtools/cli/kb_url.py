@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kbtools.cli.base import Command
-from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError
+from kbtools.cli.grant_cmds import add_grant_options, grant_mode, run_grant_mode
+from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
 from kbtools.index.hashing import FileChanging
 from kbtools.index.paths import NODE_DIR_NAME, UnsafePath, resolve_in_share, safe_relpath
 from kbtools.index.share_index import file_record
@@ -111,7 +112,7 @@ class KbUrl(Command):
     output_format = "ndjson"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("paths", nargs="+", metavar="PATH", help="local paths; - reads them from stdin")
+        parser.add_argument("paths", nargs="*", metavar="PATH", help="local paths; - reads them from stdin")
         parser.add_argument("--sha1", action="store_true",
                             help="add the content SHA-1 and a sha1://<sha1>/<name> URL (files only)")
         parser.add_argument("--hub", metavar="URL",
@@ -119,8 +120,13 @@ class KbUrl(Command):
         parser.add_argument("--ca-file", metavar="FILE",
                             help="PEM file of the CA certificates to trust for https:// (default: "
                                  "$KBUCKET_CA_FILE, ..., else the system's store)")
+        add_grant_options(parser)
 
     def run(self) -> int:
+        if grant_mode(self.args):
+            return run_grant_mode(self)
+        if not self.args.paths:
+            raise UsageError("the following arguments are required: PATH")
         failed = 0
         remote_code = EXIT_OK
         for text in self.iter_inputs(self.args.paths):

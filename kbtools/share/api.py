@@ -36,12 +36,17 @@ from kbtools.index.paths import (UnsafePath, is_hidden_or_reserved, real_target_
                                  resolve_in_share, safe_relpath)
 from kbtools.index.share_index import ShareIndex
 from kbtools.protocol.routing import node_info_object, nodeinfo_answer
+from kbtools.share.access import (
+    PRIVATE_CACHE_CONTROL, Access, AccessPolicy, GrantError, listing_allowed, served_event, tunnel_route,
+)
 
 log = logging.getLogger("kbtools.share")
 
 FILE_CHUNK = 256 * 1024
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 ANY_PATH = r"/{tail:[\s\S]*}"  # `.` would not match a newline, and names may hold one
+ACCESS = web.RequestKey("kbtools_access", Access)  # a private share: what the request's grant allows
+SERVED = web.RequestKey("kbtools_served", object)  # a download: reports itself once its status is known
 
 
 class Metrics:
@@ -72,6 +77,12 @@ class ShareContext:
     listen_url: str = ""
     metrics: Metrics = field(default_factory=Metrics)
     parent_hub_info: dict[str, Any] | None = None
+    #: a private share's grants (None: a public share, everything is served to everyone)
+    access: AccessPolicy | None = None
+    #: the secret the hub link puts in the header of a replayed request (the served event's route)
+    tunnel_key: str = ""
+    #: told of each download served (a `served` event)
+    on_served: Callable[[dict[str, Any]], None] | None = None
 
     def nodeinfo(self) -> dict[str, Any]:
         info = node_info_object(self.config, self.node_id, self.public_pem, self.listen_url)
@@ -138,6 +149,15 @@ class ShareApi:
     @staticmethod
     async def _cors(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(CORS_HEADERS)
+        served = request.get(SERVED)
+        if served is not None:
+            served(response)
+
+    def _private_headers(self, response: web.StreamResponse) -> web.StreamResponse:
+        """What a private share answers is never kept by a shared cache nor handed to another."""
+        response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
+        response.headers["Vary"] = "Authorization, X-Kbucket-Token"
+        return response
 
     @staticmethod
     async def _preflight(request: web.Request) -> web.Response:
@@ -174,6 +194,24 @@ class ShareApi:
                 return error_response(404, "Cannot route request from non-hub.")
             return error_response(404, f"Incorrect kbshare id: {segments[0]}")
         rel = "/".join(rest)
+        if self.ctx.access is None:
+            return await self._answer(handler, request, rel)
+        try:
+            request[ACCESS] = self.ctx.access.check(word, rel, request.query,
+                                                              request.headers)
+        except GrantError as exc:
+            response: web.StreamResponse = error_response(exc.status, str(exc))
+        except UnsafePath:
+            response = error_response(400, f"Unsafe path: {rel[:300]}")
+        except OSError:
+            response = error_response(404, f"Not found: {rel[:300]}")
+        else:
+            response = await self._answer(handler, request, rel)
+        return self._private_headers(response)
+
+    @staticmethod
+    async def _answer(handler: Callable[..., Any], request: web.Request,
+                      rel: str) -> web.StreamResponse:
         try:
             return await handler(request, rel)
         except UnsafePath:
@@ -206,12 +244,14 @@ class ShareApi:
     async def readdir(self, request: web.Request, rel: str) -> web.Response:
         self.ctx.metrics.bump("num_requests_readdir")
         target = resolve_in_share(self.ctx.root, rel, allow_root=True)
-        answer = await self._in_thread(self._listing, target, rel)
+        access: Access | None = request.get(ACCESS)
+        scope = self.ctx.access.scope_real(access) if self.ctx.access and access else None
+        answer = await self._in_thread(self._listing, target, rel, scope)
         if answer is None:
             return error_response(404, f"Directory not found: {rel}")
         return json_response(answer)
 
-    def _listing(self, target: Path, rel: str) -> dict[str, Any] | None:
+    def _listing(self, target: Path, rel: str, scope_real: str | None = None) -> dict[str, Any] | None:
         try:
             with os.scandir(target) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -226,7 +266,8 @@ class ShareApi:
             try:
                 if entry.is_symlink():
                     real = os.path.realpath(entry.path)
-                    if not real_target_is_allowed(self.root_real, real):
+                    if not real_target_is_allowed(self.root_real, real) \
+                            or not listing_allowed(real, scope_real):
                         continue
                     st = os.stat(real)
                 else:
@@ -252,8 +293,26 @@ class ShareApi:
             return error_response(404, f"File not found: {rel}")
         if not statmod.S_ISREG(st.st_mode):
             return error_response(400, f"Not a file: {rel}")
+        self._note_served(request, rel, st.st_size)
         return ShareFileResponse(target, chunk_size=FILE_CHUNK,
                                  headers={"Cache-Control": "public, max-age=0"})
+
+    def _note_served(self, request: web.Request, rel: str, size: int) -> None:
+        """Report this download once its status is known (a GET; a tunnelled GET the link asks
+        with HEAD); the token is never part of it."""
+        on_served = self.ctx.on_served
+        if on_served is None:
+            return
+        route, method = tunnel_route(request.headers, self.ctx.tunnel_key)
+        if (method or request.method) != "GET":
+            return
+        access: Access | None = request.get(ACCESS)
+
+        def served(response: web.StreamResponse) -> None:
+            if response.status in (200, 206):
+                on_served(served_event(rel, size, response.status, response.content_length, route,
+                                       access))
+        request[SERVED] = served
 
     async def prv(self, request: web.Request, rel: str) -> web.Response:
         self.ctx.metrics.bump("num_requests_prv")

@@ -13,6 +13,7 @@ Events (dicts, `event` first) go to `on_event` from background threads: `registe
 """
 from __future__ import annotations
 
+import secrets
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -21,11 +22,21 @@ from kbtools.index.share_index import IndexDelta, ShareIndex
 from kbtools.node.config import PreparedNode
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.leafconn import ParentLink, register_info
+from kbtools.protocol.objecthash import object_hash
+from kbtools.share.access import AccessPolicy
 from kbtools.share.api import ShareApi, ShareContext, ShareServer
-from kbtools.share.indexer import IndexKeeper, read_index_records
+from kbtools.share.indexer import IndexKeeper, NodeData, read_index_records
 from kbtools.share.link import HubLink
 
 MAX_LISTED_CHANGES = 20
+# What a private share tells its hub: its id and nothing else (no names, no files, no address).
+PRIVATE_NODE_DATA = NodeData({"files_by_sha1": {}}, object_hash({"files_by_sha1": {}}), 0)
+PRIVATE_HIDDEN_FIELDS = ("name", "description", "owner", "owner_email")
+
+
+def is_private(config: dict[str, Any]) -> bool:
+    """`"private": "yes"` in kbnode.json (kb-host --private)."""
+    return str(config.get("private", "")).strip().lower() == "yes"
 
 
 class ShareHost:
@@ -39,20 +50,32 @@ class ShareHost:
         self.on_event = on_event
         self.say = say
         self.index = ShareIndex(node.node_dir)
+        self.private = is_private(node.config)
         self.ctx = ShareContext(Path(node.node_dir), node.node_id, node.config,
                                 node.identity.public_pem, self.index, listen_url)
+        self.ctx.tunnel_key = secrets.token_hex(16)
+        self.ctx.on_served = self.on_event
+        if self.private:
+            self.ctx.access = AccessPolicy(Path(node.node_dir), node.node_id,
+                                           node.identity.public_pem)
         api = ShareApi(self.ctx)
         self.server = ShareServer(api, bind, port)
         kwargs = {"interval": refresh_interval} if refresh_interval else {}
         self.keeper = IndexKeeper(self.index, self._index_changed, **kwargs)
+        registered_config = dict(node.config)
+        if self.private:
+            registered_config.update({k: "" for k in PRIVATE_HIDDEN_FIELDS})
         link = ParentLink(Signer(node.identity),
-                          register_info(node.config, listen_url, "leaf", fast_path=fast_path),
+                          register_info(registered_config, "" if self.private else listen_url,
+                                        "leaf", fast_path=fast_path),
                           passcode)
         link_kwargs = {k: v for k, v in (("max_retry", max_retry), ("stall_timeout", stall_timeout))
                        if v}
-        self.link = HubLink(link, self.hub_url, self.server.local_url, self.keeper.node_data,
+        node_data = (lambda: PRIVATE_NODE_DATA) if self.private else self.keeper.node_data
+        self.link = HubLink(link, self.hub_url, self.server.local_url, node_data,
                             self._link_event, say, local_file=api.download_target,
                             retry_forever=retry_forever, **link_kwargs)
+        self.link.tunnel_key = self.ctx.tunnel_key
         self._link_thread = threading.Thread(target=self.link.run, name="kb-host-link", daemon=True)
         self._started = False
 

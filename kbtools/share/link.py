@@ -37,6 +37,7 @@ from kbtools.protocol.leafconn import (
 )
 from kbtools.protocol.messages import InitiateRequest
 from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
+from kbtools.share.access import tunnel_headers
 
 log = logging.getLogger("kbtools.share")
 
@@ -144,6 +145,8 @@ class _Gone(Exception):
 
 class HubLink:
     """The link to the parent hub; `run()` blocks until `stop()` (see the module docstring)."""
+
+    tunnel_key = ""  # put in each replayed request's X-Kbtools-Tunnel header (kbtools.share.access)
 
     def __init__(self, link: ParentLink, hub_url: str, local_url: str,
                  node_data: Callable[[], NodeData], on_event: Callable[[dict[str, Any]], None],
@@ -411,6 +414,7 @@ class HubLink:
         headers = {str(k): v for k, v in request.headers.items()
                    if isinstance(v, str) and str(k).lower() not in DROP_REQUEST_HEADERS}
         headers["Accept-Encoding"] = "identity"
+        headers = tunnel_headers(headers, request.query, self.tunnel_key, request.method)
         local = self.local_file(path) if request.method == "GET" else None
         if local is not None:
             with requests.head(url, headers=headers, allow_redirects=False, timeout=(10, 60)) as resp:

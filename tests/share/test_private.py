@@ -1,0 +1,282 @@
+"""A private share's own port: nothing without a grant, exactly the grant's path with one.
+
+The grant module itself (sign, verify, scope, expiry, revocation) and the share's HTTP API with
+every route and hostile tokens (tampered, expired, revoked, for another share or path, `..`
+tricks, wrong encodings).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from kbtools.cli.grant_cmds import make_grant
+from kbtools.index.share_index import ShareIndex
+from kbtools.node.config import prepare_node
+from kbtools.node.grants import (
+    GrantError, GrantStore, check_grant, covers, parse_expiry, read_token, redact, sign_grant,
+    split_link,
+)
+from kbtools.node.identity import create_identity, load_public_key
+from kbtools.share.access import AccessPolicy
+from kbtools.share.api import ShareApi, ShareContext, ShareServer
+from tests.conftest import validate
+from tests.netfixtures import free_port
+from tests.share.conftest import Served, build_share, original_node
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[tuple[Served, list[dict[str, Any]]]]:
+    root = tmp_path / "share"
+    root.mkdir()
+    original_node(root)
+    build_share(root, tmp_path / "outside")
+    (root / "dataset1" / "link-out").symlink_to(root / "one.txt")  # inside the grant, leads out
+    node = prepare_node(root, "leaf")
+    index = ShareIndex(root)
+    index.refresh()
+    port = free_port()
+    ctx = ShareContext(root, node.node_id, node.config, node.identity.public_pem, index,
+                       f"http://127.0.0.1:{port}")
+    ctx.access = AccessPolicy(root, node.node_id, node.identity.public_pem)
+    events: list[dict[str, Any]] = []
+    ctx.on_served = events.append
+    server = ShareServer(ShareApi(ctx), "127.0.0.1", port)
+    server.start()
+    try:
+        yield Served(root, ctx, server, port), events
+    finally:
+        server.stop()
+        index.close()
+
+
+def grant(served: Served, path: str = "dataset1", expires: str = "30d", label: str = "for Bob",
+          now: float | None = None) -> dict[str, Any]:
+    target = served.root / path if path else served.root
+    record = make_grant(str(target), expires, label, now=now)
+    validate(record, "kb-grant")
+    return record
+
+
+def routes(node_id: str, rel: str) -> list[str]:
+    q = quote(rel)
+    return [f"/{node_id}/api/nodeinfo", f"/{node_id}/api/readdir/{q}", f"/{node_id}/download/{q}",
+            f"/{node_id}/prv/{q}", f"/{node_id}/api/dataset/{q}"]
+
+
+def status_of(served: Served, path: str, token: str | None, how: str = "header") -> int:
+    headers = {}
+    if token is not None and how == "header":
+        headers["X-Kbucket-Token"] = token
+    elif token is not None and how == "bearer":
+        headers["Authorization"] = f"Bearer {token}"
+    elif token is not None:
+        path += ("&" if "?" in path else "?") + "token=" + quote(token, safe="")
+    status, head, body = served.get(path, headers=headers)
+    if status >= 400:
+        assert head["cache-control"] == "private, max-age=0"
+        if token and len(token) > 12:
+            assert token.encode() not in body
+    return status
+
+
+# ---------------------------------------------------------------- the grant module
+
+def test_token_round_trip_and_scope(tmp_path: Path) -> None:
+    identity = create_identity(tmp_path)
+    key = load_public_key(identity.public_pem)
+    token = sign_grant(identity.private_key(), identity.node_id, "data/set", 2_000_000_000,
+                       "0123456789abcdef", 1_000)
+    g = read_token(token, key)
+    assert (g.node_id, g.path, g.expires, g.grant_id) == (identity.node_id, "data/set", 2_000_000_000,
+                                                         "0123456789abcdef")
+    assert covers("data/set", "data/set") and covers("data/set", "data/set/x")
+    assert not covers("data/set", "data/settle") and not covers("data/set", "data")
+    assert covers("", "anything")
+    records = {"0123456789abcdef": {"path": "data/set", "expires_unix": 2_000_000_000, "revoked": None}}
+    assert check_grant(token, key, identity.node_id, records, now=1_999_999_999) == g
+    with pytest.raises(GrantError, match="expired at 2033-05-18T03:33:20Z"):
+        check_grant(token, key, identity.node_id, records, now=2_000_000_000)
+    with pytest.raises(GrantError, match="another share"):
+        check_grant(token, key, "aaaaaaaaaaaa", records, now=0)
+    with pytest.raises(GrantError, match="no record"):
+        check_grant(token, key, identity.node_id, {}, now=0)
+    records["0123456789abcdef"]["revoked"] = "2020-01-01T00:00:00Z"
+    with pytest.raises(GrantError, match="revoked"):
+        check_grant(token, key, identity.node_id, records, now=0)
+    assert redact(f"GET /x?token={token} done") == "GET /x?token=kbt1.… done"
+    assert split_link(f"kbucket://abc/d?x?token={token}") == ("kbucket://abc/d?x", token)
+    assert split_link("kbucket://abc/d?x") == ("kbucket://abc/d?x", None)
+
+
+def test_tampering_any_field_is_refused(tmp_path: Path) -> None:
+    identity = create_identity(tmp_path)
+    key = load_public_key(identity.public_pem)
+    token = sign_grant(identity.private_key(), identity.node_id, "a", 2_000_000_000,
+                       "0123456789abcdef", 1_000)
+    prefix, payload, signature = token.split(".")
+    obj = json.loads(_unb64(payload))
+    for field, value in (("path", ""), ("path", "b"), ("exp", 3_000_000_000), ("node", "aaaaaaaaaaaa"),
+                         ("id", "fedcba9876543210"), ("v", 2)):
+        forged = dict(obj, **{field: value})
+        text = json.dumps(forged, sort_keys=True, separators=(",", ":"))
+        with pytest.raises(GrantError, match="signature"):
+            read_token(f"{prefix}.{_b64(text.encode())}.{signature}", key)
+    other = create_identity(tmp_path / "other")  # signed by another share's key
+    foreign = sign_grant(other.private_key(), identity.node_id, "a", 2_000_000_000,
+                         "0123456789abcdef", 1_000)
+    with pytest.raises(GrantError, match="signature"):
+        read_token(foreign, key)
+    for bad in ("", "kbt1", "kbt1..", f"kbt2.{payload}.{signature}", f"{token}=", f"{token}.x",
+                f"kbt1.{payload}=.{signature}", token + "A" * 5000, token.replace("-", "+"),
+                f" {token}", token.encode(), None):
+        with pytest.raises(GrantError):
+            read_token(bad, key)
+
+
+def test_expiry_parsing() -> None:
+    now = 1_700_000_000.0
+    assert parse_expiry("30d", now) == 1_700_000_000 + 30 * 86400
+    assert parse_expiry("12h", now) == 1_700_000_000 + 12 * 3600
+    assert parse_expiry("2099-01-31", now) == 4_073_500_800 + 86400  # the end of that day
+    for bad in ("0d", "soon", "-3d", "2001-01-01", "30x"):
+        with pytest.raises(ValueError):
+            parse_expiry(bad, now)
+
+
+# ---------------------------------------------------------------- the share's own port
+
+def test_nothing_without_a_grant(private: tuple[Served, list[dict[str, Any]]]) -> None:
+    served, events = private
+    nid = served.ctx.node_id
+    for rel in ("", "one.txt", "dataset1", "dataset1/raw.mda", "no-such", "../etc/passwd", ".kbucket/private.pem"):
+        for path in routes(nid, rel):
+            status, head, body = served.get(path)
+            assert status == 401, (path, status, body)
+            answer = json.loads(body)
+            assert answer == {"success": False,
+                              "error": "This share is private: a grant is needed (a link with ?token=…)"}
+            assert head["cache-control"] == "private, max-age=0"
+    assert events == []
+
+
+@pytest.mark.parametrize("how", ["header", "bearer", "query"])
+def test_a_grant_serves_its_path_and_below_only(private: tuple[Served, list[dict[str, Any]]],
+                                                 how: str) -> None:
+    served, events = private
+    nid = served.ctx.node_id
+    token = grant(served)["token"]
+    assert status_of(served, f"/{nid}/api/nodeinfo", token, how) == 200
+    for rel in ("dataset1", "dataset1/raw.mda"):
+        ok = [p for p in routes(nid, rel)[1:] if not (rel.endswith(".mda") and "readdir" in p)]
+        for path in ok:
+            want = 400 if "download/dataset1" == path.split("/", 2)[2] else 200
+            if path.endswith("dataset/dataset1/raw.mda") or path.endswith("prv/dataset1"):
+                continue
+            assert status_of(served, path, token, how) == want, path
+    for rel in ("", "one.txt", "d/two.txt", "dataset10", "dataset1/link-out", "in-link.txt"):
+        for path in routes(nid, rel)[1:]:
+            assert status_of(served, path, token, how) in (403, 400), path
+    for rel in ("dataset1/../one.txt", "dataset1/./raw.mda", "dataset1//raw.mda", "dataset1/.kbucket",
+                "dataset1/%2e%2e/one.txt"):
+        status, _, _ = served.get(f"/{nid}/download/{rel}", headers={"X-Kbucket-Token": token})
+        assert status in (400, 403, 404), rel
+    listing = json.loads(served.get(f"/{nid}/api/readdir/dataset1",
+                                    headers={"X-Kbucket-Token": token})[2])
+    assert {f["name"] for f in listing["files"]} == {"raw.mda", "geom.csv", "params.json"}
+    status, head, body = served.get(f"/{nid}/download/dataset1/params.json",
+                                    headers={"X-Kbucket-Token": token, "Range": "bytes=0-3"})
+    assert status == 206 and head["cache-control"] == "private, max-age=0"
+    served_events = [e for e in events if e["path"] == "dataset1/params.json" and e["status"] == 206]
+    assert served_events and served_events[-1]["grant_label"] == "for Bob"
+    assert served_events[-1]["route"] == "direct" and served_events[-1]["bytes"] == 4
+    for event in events:
+        validate(event, "kb-host-event")
+        assert token not in json.dumps(event)
+
+
+def test_expired_revoked_unknown_and_foreign_grants(private: tuple[Served, list[dict[str, Any]]],
+                                                   tmp_path: Path) -> None:
+    served, _ = private
+    nid = served.ctx.node_id
+    path = f"/{nid}/download/dataset1/params.json"
+    old = grant(served, expires="1s", now=time.time() - 10)["token"]
+    status, _, body = served.get(path, headers={"X-Kbucket-Token": old})
+    assert status == 401 and b"expired at" in body
+    record = grant(served)
+    assert status_of(served, path, record["token"]) == 200
+    GrantStore(served.root).revoke(record["grant_id"], time.time())
+    status, _, body = served.get(path, headers={"X-Kbucket-Token": record["token"]})
+    assert status == 401 and b"was revoked" in body
+    # a grant the share has no record of (its list lost) is refused, though well signed
+    record = grant(served)
+    (served.root / ".kbucket" / "grants.json").unlink()
+    status, _, body = served.get(path, headers={"X-Kbucket-Token": record["token"]})
+    assert status == 401 and b"no record" in body
+    # a grant of another share, on this one
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    other = create_identity(other_root)
+    (other_root / ".kbucket" / "kbnode.json").write_text(
+        json.dumps({"node_type": "leaf", "node_id": other.node_id}))
+    (other_root / "dataset1").mkdir()
+    foreign = make_grant(str(other_root / "dataset1"), "1d", "")["token"]
+    status, _, body = served.get(path, headers={"X-Kbucket-Token": foreign})
+    assert status == 401 and b"signature" in body
+
+
+_TOKEN_CHARS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hostile_tokens(private: tuple[Served, list[dict[str, Any]]], data: st.DataObject) -> None:
+    """Random edits of a good token, and random strings: never a 2xx, never the token echoed."""
+    served, _ = private
+    nid = served.ctx.node_id
+    token = _hostile_base(served)
+    kind = data.draw(st.sampled_from(["flip", "cut", "append", "random", "case"]))
+    if kind == "flip":
+        i = data.draw(st.integers(5, len(token) - 1))
+        c = data.draw(st.sampled_from("AZaz09-_."))
+        bad = token[:i] + c + token[i + 1:]
+    elif kind == "cut":
+        bad = token[:data.draw(st.integers(0, len(token) - 1))]
+    elif kind == "append":
+        bad = token + data.draw(_TOKEN_CHARS.filter(bool))
+    elif kind == "case":
+        bad = token.swapcase()
+    else:
+        bad = data.draw(_TOKEN_CHARS)
+    if bad == token:
+        return
+    path = f"/{nid}/download/dataset1/params.json"
+    how = data.draw(st.sampled_from(["query", "header"]))
+    if how == "header" and not all(32 <= ord(c) < 127 for c in bad):
+        how = "query"
+    status = status_of(served, path, bad, how)
+    assert status in (400, 401), (bad, status)
+
+
+_BASE: dict[str, str] = {}
+
+
+def _hostile_base(served: Served) -> str:
+    key = str(served.root)
+    if key not in _BASE:
+        _BASE[key] = grant(served)["token"]
+    return _BASE[key]
