@@ -509,6 +509,8 @@
     const dims = typeof channels === "number" && typeof samples === "number"
       ? numberFormat.format(channels) + " × " + numberFormat.format(samples) : "unknown";
 
+    const tracesFigure = h("figure", { class: "traces", "aria-labelledby": "traces-title" },
+      h("h3", { id: "traces-title" }, "Traces (raw.mda)"), h("p", { class: "status" }, "Reading the traces…"));
     section.replaceChildren();
     appendAll(section, [
       h("h2", { id: "dataset-title" }, "Dataset"),
@@ -532,8 +534,11 @@
           answer.params && typeof answer.params === "object"
             ? h("pre", { class: "json", tabindex: "0" }, JSON.stringify(answer.params, null, 2))
             : h("p", { class: "empty" }, files.some((f) => f.name === "params.json") ? "params.json could not be read." : "No params.json."))),
+      tracesFigure,
       usage(id, segments),
     ]);
+    await renderTraces(tracesFigure, apiUrl(id, "download/", [...segments, "raw.mda"]), summary,
+      answer.params && typeof answer.params === "object" ? answer.params : {});
   }
 
   const MDA_TYPES = { "-2": "byte", "-3": "float32", "-4": "int16", "-5": "int32", "-6": "uint16", "-7": "float64", "-8": "uint32" };
@@ -569,7 +574,7 @@
     for (let i = 0; i < count; i++) {
       dims.push(wide ? Number(view.getBigInt64(12 + 8 * i, true)) : view.getInt32(12 + 4 * i, true));
     }
-    return { dtype: MDA_TYPES[code] || null, dims };
+    return { dtype: MDA_TYPES[code] || null, dims, headerSize: 12 + count * (wide ? 8 : 4) };
   }
 
   async function describeFromFiles(id, segments, files) {
@@ -603,6 +608,279 @@
       },
       geom, params,
     };
+  }
+
+  // ---- traces: a window of raw.mda, read by Range through the hub ------------------------------
+
+  const MAX_VIEW_BYTES = 4 * 1024 * 1024;   // at most this much of raw.mda per view
+  const MAX_CHANNELS_SHOWN = 64;            // channels drawn at once; the others are a page away
+  const MIN_WINDOW = 16;                    // samples: the deepest zoom
+  const MDA_READERS = {
+    byte: [1, (v, o) => v.getUint8(o)],
+    int16: [2, (v, o) => v.getInt16(o, true)],
+    uint16: [2, (v, o) => v.getUint16(o, true)],
+    int32: [4, (v, o) => v.getInt32(o, true)],
+    uint32: [4, (v, o) => v.getUint32(o, true)],
+    float32: [4, (v, o) => v.getFloat32(o, true)],
+    float64: [8, (v, o) => v.getFloat64(o, true)],
+  };
+
+  /** Samples [start, start + length) of every channel: one Range request of raw.mda. MDA keeps the
+   *  channels of one sample together, so a window of time is one contiguous run of bytes. */
+  async function fetchWindow(url, layout, start, length) {
+    const first = layout.headerSize + start * layout.frameBytes;
+    const count = length * layout.frameBytes;
+    const response = await fetch(url, { headers: { Range: "bytes=" + first + "-" + (first + count - 1) } });
+    if (response.status !== 206) throw new ApiError(response.status, "the hub answered HTTP " + response.status + " to a Range request");
+    const buffer = await response.arrayBuffer();
+    if (buffer.byteLength !== count) throw new Error("raw.mda ended early (" + buffer.byteLength + " of " + count + " bytes)");
+    return new DataView(buffer);
+  }
+
+  /** Median of (up to 4096 evenly spread) values. */
+  function median(values, map = (x) => x) {
+    const step = Math.max(1, Math.floor(values.length / 4096));
+    const picked = [];
+    for (let i = 0; i < values.length; i += step) picked.push(map(values[i]));
+    picked.sort((a, b) => a - b);
+    return picked.length ? picked[picked.length >> 1] : 0;
+  }
+
+  /** A channel's centre (median) and the deviation drawn as half a lane: 8 noise standard
+   *  deviations (estimated from the median absolute deviation, so spikes do not inflate it), the
+   *  largest deviation when the channel has no noise. Spikes bigger than that run over the lane. */
+  function channelScale(values) {
+    const centre = median(values);
+    const noise = median(values, (x) => Math.abs(x - centre)) / 0.6745;
+    let largest = 0;
+    for (let i = 0; i < values.length; i++) largest = Math.max(largest, Math.abs(values[i] - centre));
+    return { centre, half: noise > 0 ? 8 * noise : largest };
+  }
+
+  function niceStep(span, count) {
+    const raw = span / Math.max(1, count);
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * power >= raw) return m * power;
+    return 10 * power;
+  }
+
+  function formatNumber(value, digits) {
+    return Number(value.toPrecision(digits)).toLocaleString("en-US", { maximumFractionDigits: 6 });
+  }
+
+  async function renderTraces(figure, url, summary, params) {
+    const title = figure.querySelector("h3");
+    let header;
+    try {
+      header = parseMdaHeader(await downloadHead(url, 64));
+    } catch (err) {
+      figure.replaceChildren(title, h("p", { class: "error" }, "The traces cannot be read: " + err.message));
+      return;
+    }
+    const reader = MDA_READERS[header.dtype];
+    const [channels, samples] = header.dims;
+    if (!reader || header.dims.length !== 2 || !(channels >= 1) || !(samples >= 1)) {
+      figure.replaceChildren(title, h("p", { class: "empty" }, "No traces to draw (raw.mda is not channels × samples of a known type)."));
+      return;
+    }
+    const rate = typeof params.samplerate === "number" && params.samplerate > 0 ? params.samplerate
+      : typeof summary.samplerate === "number" && summary.samplerate > 0 ? summary.samplerate : null;
+    const sign = params.spike_sign;
+    const layout = { headerSize: header.headerSize, frameBytes: channels * reader[0] };
+    const maxLength = Math.max(1, Math.min(samples, Math.floor(MAX_VIEW_BYTES / layout.frameBytes)));
+    const state = { start: 0, length: Math.min(maxLength, rate ? Math.round(rate) : 30000), first: 0, serial: 0 };
+    let shown = null;  // what is drawn: kept to redraw on resize
+
+    const canvas = h("canvas", { class: "traces-canvas", role: "img" });
+    const where = h("p", { class: "traces-where", "aria-live": "polite" });
+    const button = (label, title2, onclick) => h("button", { type: "button", title: title2, onclick }, label);
+    const earlier = button("◀ Earlier", "Move back by half a window", () => move(-0.5));
+    const later = button("Later ▶", "Move on by half a window", () => move(0.5));
+    const zoomIn = button("Zoom in", "Half the time", () => zoom(0.5));
+    const zoomOut = button("Zoom out", "Twice the time (at most " + formatBytes(MAX_VIEW_BYTES) + " a view)", () => zoom(2));
+    const prevChannels = button("◀ Channels", "The previous " + MAX_CHANNELS_SHOWN + " channels", () => page(-1));
+    const nextChannels = button("Channels ▶", "The next " + MAX_CHANNELS_SHOWN + " channels", () => page(1));
+    const controls = h("div", { class: "traces-controls" }, earlier, later, zoomIn, zoomOut,
+      channels > MAX_CHANNELS_SHOWN ? [prevChannels, nextChannels] : null);
+    const signText = sign === -1 ? "spike_sign −1: spikes point down" : sign === 1 ? "spike_sign +1: spikes point up"
+      : sign === 0 ? "spike_sign 0: spikes either way" : null;
+    const caption = h("figcaption", null,
+      "Raw " + header.dtype + " values read in place by Range requests through this hub, nothing downloaded. "
+      + "Each channel is centred on its median and scaled to its own noise: half a lane is 8 noise"
+      + " standard deviations (± at the right, in raw units); larger peaks run over."
+      + (signText ? " " + signText + "." : "") + (rate ? "" : " No sample rate in params.json: time in samples."));
+    figure.replaceChildren(title, controls, where, h("div", { class: "traces-box" }, canvas), caption);
+
+    const clampStart = (start) => Math.max(0, Math.min(samples - state.length, Math.round(start)));
+    function move(fraction) {
+      state.start = clampStart(state.start + fraction * state.length);
+      load();
+    }
+    function zoom(factor) {
+      const centre = state.start + state.length / 2;
+      state.length = Math.max(Math.min(MIN_WINDOW, maxLength), Math.min(maxLength, Math.round(state.length * factor)));
+      state.start = clampStart(centre - state.length / 2);
+      load();
+    }
+    function page(direction) {
+      state.first = Math.max(0, Math.min(state.first + direction * MAX_CHANNELS_SHOWN,
+        Math.floor((channels - 1) / MAX_CHANNELS_SHOWN) * MAX_CHANNELS_SHOWN));
+      load();
+    }
+    function timeText(sample) {
+      return rate ? formatNumber(sample / rate, 6) + " s" : "sample " + numberFormat.format(sample);
+    }
+
+    async function load() {
+      const serial = ++state.serial;
+      const { start, length, first } = state;
+      const count = Math.min(MAX_CHANNELS_SHOWN, channels - first);
+      for (const b of [earlier, later, zoomIn, zoomOut, prevChannels, nextChannels]) b.disabled = true;
+      figure.setAttribute("aria-busy", "true");
+      let view;
+      try {
+        view = await fetchWindow(url, layout, start, length);
+      } catch (err) {
+        if (serial !== state.serial) return;
+        figure.removeAttribute("aria-busy");
+        where.textContent = "The traces cannot be read: " + err.message;
+        where.classList.add("error");
+        return;
+      }
+      if (serial !== state.serial) return;  // a later view was asked for meanwhile
+      const values = [];
+      for (let c = first; c < first + count; c++) {
+        const column = new Float64Array(length);
+        for (let i = 0; i < length; i++) column[i] = reader[1](view, (i * channels + c) * reader[0]);
+        values.push(column);
+      }
+      shown = { start, length, first, count, values };
+      // The drawn samples, for scripts and tests: window.kbTraces.values[k][i] is channel first+k
+      // (0-based) at sample start+i, exactly as stored in raw.mda.
+      window.kbTraces = { url, dtype: header.dtype, channels, samples, samplerate: rate, start, length,
+        firstChannel: first, channelCount: count, bytes: length * layout.frameBytes, values };
+      where.classList.remove("error");
+      where.textContent = timeText(start) + " – " + timeText(start + length) + " of "
+        + (rate ? formatDuration(samples / rate) : numberFormat.format(samples) + " samples")
+        + " · channels " + (first + 1) + "–" + (first + count) + " of " + channels
+        + " · " + formatBytes(length * layout.frameBytes) + " read";
+      draw();
+      earlier.disabled = start <= 0;
+      later.disabled = start + length >= samples;
+      zoomIn.disabled = length <= Math.min(MIN_WINDOW, maxLength);
+      zoomOut.disabled = length >= maxLength;
+      prevChannels.disabled = first <= 0;
+      nextChannels.disabled = first + count >= channels;
+      figure.removeAttribute("aria-busy");
+      figure.dataset.ready = String(serial);
+    }
+
+    function draw() {
+      if (!shown) return;
+      const { start, length, first, count, values } = shown;
+      const style = getComputedStyle(figure);
+      const colour = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+      const width = Math.max(320, canvas.parentElement.clientWidth);
+      const lane = Math.max(12, Math.min(80, Math.floor(560 / count)));
+      const margin = { left: 64, right: 72, top: 8, bottom: 44 };
+      const height = margin.top + lane * count + margin.bottom;
+      const ratio = window.devicePixelRatio || 1;
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+      canvas.style.width = width + "px";
+      canvas.style.height = height + "px";
+      canvas.setAttribute("aria-label", "Traces of channels " + (first + 1) + " to " + (first + count)
+        + ", " + timeText(start) + " to " + timeText(start + length));
+      const ctx = canvas.getContext("2d");
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      ctx.clearRect(0, 0, width, height);
+      const plot = width - margin.left - margin.right;
+      const fg = colour("--fg", "#1b1f24");
+      const muted = colour("--muted", "#5a6572");
+      const line = colour("--line", "#d8dee4");
+      const accent = colour("--accent", "#1f5f8b");
+      const font = colour("--mono", "monospace");
+      ctx.font = (lane < 16 ? "10px " : "12px ") + font;
+      ctx.textBaseline = "middle";
+
+      // time axis: ticks at round times (or samples), gridlines behind the traces
+      const span = rate ? length / rate : length;
+      const offset = rate ? start / rate : start;
+      const step = niceStep(span, Math.max(2, Math.floor(plot / 110)));
+      ctx.strokeStyle = line;
+      ctx.fillStyle = muted;
+      ctx.textAlign = "center";
+      ctx.lineWidth = 1;
+      const bottom = margin.top + lane * count;
+      for (let t = Math.ceil(offset / step) * step; t <= offset + span + step * 1e-9; t += step) {
+        const x = margin.left + ((t - offset) / span) * plot;
+        ctx.beginPath();
+        ctx.moveTo(x + 0.5, margin.top);
+        ctx.lineTo(x + 0.5, bottom + 4);
+        ctx.stroke();
+        ctx.fillText(formatNumber(t, 6), x, bottom + 13);
+      }
+      ctx.fillStyle = fg;
+      ctx.fillText(rate ? "Time (s)" : "Sample", margin.left + plot / 2, bottom + 32);
+
+      // channel axis label
+      ctx.save();
+      ctx.translate(14, margin.top + (lane * count) / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText("Channel", 0, 0);
+      ctx.restore();
+
+      ctx.lineWidth = 1;
+      ctx.lineJoin = "round";
+      for (let k = 0; k < count; k++) {
+        const data = values[k];
+        const { centre, half: deviation } = channelScale(data);
+        const scale = deviation > 0 ? (lane * 0.5) / deviation : 0;
+        const mid = margin.top + lane * k + lane / 2;
+        ctx.fillStyle = muted;
+        ctx.textAlign = "right";
+        ctx.fillText(String(first + k + 1), margin.left - 8, mid);
+        ctx.textAlign = "left";
+        ctx.fillText("±" + formatNumber(deviation, 3), margin.left + plot + 6, mid);
+        ctx.strokeStyle = accent;
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(margin.left, margin.top, plot, lane * count);
+        ctx.clip();
+        ctx.beginPath();
+        const perPixel = length / plot;
+        if (perPixel <= 1) {
+          for (let i = 0; i < length; i++) {
+            const x = margin.left + ((i + 0.5) / length) * plot;
+            const y = mid - (data[i] - centre) * scale;
+            if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+          }
+        } else {  // min and max of the samples under each pixel column
+          for (let px = 0; px < plot; px++) {
+            const i0 = Math.floor(px * perPixel);
+            const i1 = Math.max(i0 + 1, Math.floor((px + 1) * perPixel));
+            let lo = Infinity;
+            let hi = -Infinity;
+            for (let i = i0; i < i1 && i < length; i++) {
+              if (data[i] < lo) lo = data[i];
+              if (data[i] > hi) hi = data[i];
+            }
+            const x = margin.left + px + 0.5;
+            if (px === 0) ctx.moveTo(x, mid - (hi - centre) * scale); else ctx.lineTo(x, mid - (hi - centre) * scale);
+            ctx.lineTo(x, mid - (lo - centre) * scale);
+          }
+        }
+        ctx.stroke();
+        ctx.restore();
+      }
+    }
+
+    let resizeTimer = 0;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(draw, 100);
+    });
+    await load();
   }
 
   function findingList(findings) {
@@ -710,7 +988,11 @@
       h("p", null, "Then read it with SpikeInterface:"),
       copyBlock("import spikeinterface.extractors as se\n"
         + "recording = se.read_mda_recording(" + quote(folder) + ", raw_fname=\"raw.mda\", "
-        + "params_fname=\"params.json\", geom_fname=\"geom.csv\")", "SpikeInterface lines"));
+        + "params_fname=\"params.json\", geom_fname=\"geom.csv\")", "SpikeInterface lines"),
+      h("p", null, "Or read it in place, nothing downloaded first (Range requests through this hub):"),
+      copyBlock("from kbtools.spikeinterface import read_recording\n"
+        + "recording = read_recording(" + quote("kbucket://" + id + "/" + here) + ", hub=" + quote(hubUrl()) + ")",
+        "kbtools lines"));
   }
 
   // ---- start -----------------------------------------------------------------------------------
