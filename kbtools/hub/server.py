@@ -239,6 +239,9 @@ class Hub:
             segments.pop()
         if not segments:
             return error_response("Not found", 404)
+        if segments[0] == "sha1" and len(segments) >= 2:  # kbtools: cacheable content by SHA-1
+            from kbtools.hub.content import serve_content
+            return await serve_content(self, request, segments[1], "/".join(segments[2:]))
         if segments[0].lower() == "find" and len(segments) >= 2:
             self._count("num_requests_find")
             return json_response(await self.find(segments[1], "/".join(segments[2:])))

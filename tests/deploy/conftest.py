@@ -28,3 +28,13 @@ def _no_ca_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from kbtools.client import tls
 
     tls.configure(None)
+
+
+@pytest.fixture
+def lt():
+    """An asyncio loop in a thread for in-process hubs (tests/hub/children.py), closed at the end."""
+    from tests.hub.children import LoopThread
+
+    loop = LoopThread()
+    yield loop
+    loop.close()
