@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test demo bench conda clean test-deps mutation
+.PHONY: all venv test demo bench conda clean test-deps mutation fuzz
 
 all: test
 
@@ -43,6 +43,14 @@ bench: venv
 mutation: $(VENV)/.test-deps tests/mutation/requirements.txt
 	$(PY) -m pip install -q -r tests/mutation/requirements.txt
 	$(PY) tests/mutation/run.py $(MODULES)
+
+# Long fuzzing of the protocol core and the hub (Hypothesis, tests/protocol/test_fuzz_*.py and the live
+# hostile corpus): the default suite runs a few seconds of it; this runs FUZZ_EXAMPLES examples per
+# property (random, not derandomized). Not part of `make test` or CI.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.test-deps
+	KBTOOLS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout 3600 \
+		tests/protocol/test_fuzz_conn.py tests/protocol/test_fuzz_nodedata.py tests/hub/test_hostile_corpus.py
 
 # The conda package, built and tried offline (docs/packaging.md): a channel in dist/conda/.
 conda: $(VENV)/.test-deps

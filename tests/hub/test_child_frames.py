@@ -57,6 +57,7 @@ def exchange(hub: HubNode, *frames: str | bytes) -> tuple[list[dict], bool]:
             # a refusal: the hub closes the link next, however long that takes under load
     finally:
         ws.close()
+        ws.shutdown()  # close() skips the socket once the hub closed the link
 
 
 def error_and_close(hub, *frames) -> str:

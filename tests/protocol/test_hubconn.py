@@ -7,7 +7,7 @@ import pytest
 
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.hubconn import (
-    ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits,
+    ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits, IndexRefused,
     NodeDataUpdated, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
 )
 from kbtools.protocol.leafconn import register_info
@@ -300,3 +300,32 @@ def test_response_header_values_must_be_strings():
          "headers": {"set-cookie": ["a", "b"], "content-length": 5}, "request_id": "abcdEFGH",
          "message_type": "http"}, NOW_MS)
     assert error_of(conn.receive_frame(frame, NOW)) == "Invalid headers. Closing websocket."
+
+
+def test_node_data_is_kept_compact_and_counted_in_the_index_budget():
+    files = {f"{i:040x}": {"path": f"d/f{i}.bin", "size": i} for i in range(2000)}
+    data = {"files_by_sha1": files}
+    conn, registry = registered(max_index_bytes=200_000)
+    out = conn.receive_frame(report("share", {"data": data, "data_hash": object_hash(data)}), NOW)
+    assert out.replies == ['{"message":"ok"}']
+    assert conn.data.lookup(f"{7:040x}") == ("d/f7.bin", 7)
+    assert registry.index_bytes == conn.data.nbytes < 2000 * 60  # not a dict per file
+    assert conn.node_data == data
+    # Past the bound: an IndexRefused event, the error frame, a close, the budget released.
+    conn, registry = registered(max_index_bytes=50_000)
+    out = conn.receive_frame(report("share", {"data": data, "data_hash": object_hash(data)}), NOW)
+    refused = [e for e in out.events if isinstance(e, IndexRefused)]
+    assert refused and refused[0].limit_bytes == 50_000 and refused[0].index_bytes > 50_000
+    assert error_of(out).startswith("Index limit reached: this hub holds at most 0.048 MiB of node data")
+    assert registry.index_bytes == 0 and conn.data is None and not registry.leaves
+
+
+def test_a_delta_past_the_index_bound_is_refused():
+    conn, registry = registered(max_index_bytes=5_000)
+    data = {"files_by_sha1": {}}
+    assert not conn.receive_frame(report("share", {"data": data}), NOW).close
+    new = {"files_by_sha1": {f"{i:040x}": {"path": "p", "size": i} for i in range(200)}}
+    delta = {"files_by_sha1": {k: [v] for k, v in new["files_by_sha1"].items()}}
+    out = conn.receive_frame(report("share", {"data_delta": delta, "data_hash": object_hash(new)}), NOW)
+    assert error_of(out).startswith("Index limit reached")
+    assert registry.index_bytes == 0
