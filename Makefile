@@ -24,6 +24,8 @@ $(VENV)/.test-deps: $(STAMP) tests/requirements.txt
 
 test-deps: $(VENV)/.test-deps
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@command -v nginx >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+	@command -v systemd-analyze >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd)
 
 test: test-deps
 	$(PY) -m pytest -n 2 -q

@@ -76,6 +76,9 @@ class KbHub(Command):
                             help="the URL clients use, e.g. https://hub.example.org behind a reverse "
                                  "proxy: every URL the hub hands out starts with it (default: the "
                                  "listen_url of kbnode.json)")
+        parser.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                            help="a reverse proxy in front of the hub (e.g. 127.0.0.1): its "
+                                 "X-Real-IP / X-Forwarded-For header names the client (repeatable)")
         add_answer_options(parser, "hub")
 
     def run(self) -> int:
@@ -106,7 +109,7 @@ class KbHub(Command):
             raise UsageError("--fast-window must be between 0.0625 and 1024 MiB")
         if not self.args.max_index_mib > 0:
             raise UsageError("--max-index-mib must be more than 0")
-        from kbtools.hub.tls import public_url_setting, server_ssl_context
+        from kbtools.hub.tls import public_url_setting, server_ssl_context, trusted_proxies
 
         ssl_context = server_ssl_context(self.args.tls_cert, self.args.tls_key)
         public_url = public_url_setting(self.args.public_url)
@@ -120,6 +123,7 @@ class KbHub(Command):
                              max_index_bytes=int(self.args.max_index_mib * MIB)),
             retry_forever=self.args.retry_forever,
             ssl_context=ssl_context, public_url=public_url,
+            trusted_proxies=trusted_proxies(self.args.trusted_proxy),
         )
         quiet_server_logs(self.args.verbose)
         self._refusal: str | None = None

@@ -83,6 +83,8 @@ class HubSettings:
     ssl_context: Any = None
     # The URL clients use (https://hub.example.org behind a proxy): find's URLs, browse URLs.
     public_url: str = ""
+    # Reverse proxies whose X-Real-IP / X-Forwarded-For name the real client (kb-hub --trusted-proxy).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
@@ -389,8 +391,10 @@ class Hub:
 
     async def _child_socket(self, request: web.Request) -> web.StreamResponse:
         limits = self.settings.limits
+        from kbtools.hub.reach import client_address
+        address = client_address(request, self.settings.trusted_proxies)
         pending = [link for link in self.links.values() if not link.conn.registered]
-        if sum(link.address == request.remote for link in pending) >= PENDING_PER_ADDRESS:
+        if sum(link.address == address for link in pending) >= PENDING_PER_ADDRESS:
             return error_response("Too many connections", 503)
         if len(pending) >= PENDING_SOCKETS:  # the oldest makes room: a flood cannot lock out a child
             await pending[0].ws.close(message=b"Not registered in time")
@@ -399,7 +403,7 @@ class Hub:
                                    autoping=True, compress=False, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         conn = ChildConnection(self.hub_info, self.registry, self.settings.clock())
-        link = ChildLink(ws, conn, request.remote)
+        link = ChildLink(ws, conn, address)
         self.links[conn] = link
         self._count("child_socket_connections")
         deadline = asyncio.get_running_loop().call_later(

@@ -45,3 +45,16 @@ def public_url_setting(value: str | None) -> str:
         raise UsageError(f"--public-url {value!r}: expected http(s)://HOST[:PORT][/PREFIX], "
                          "for example https://hub.example.org")
     return value.strip().rstrip("/")
+
+
+def trusted_proxies(values: list[str]) -> tuple[str, ...]:
+    """``--trusted-proxy``: IP addresses, normalised as aiohttp reports a peer."""
+    import ipaddress
+
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_address(value.strip())))
+        except ValueError:
+            raise UsageError(f"--trusted-proxy {value!r}: not an IP address") from None
+    return tuple(out)
