@@ -19,7 +19,7 @@ from kbtools.errors import EXIT_FINDINGS, EXIT_OK, RuntimeFailure, UsageError
 from kbtools.index.paths import UnsafePath, resolve_in_share, safe_relpath
 from kbtools.node.config import load_config, read_node_id
 from kbtools.node.grants import (
-    GRANT_ID_RE, GrantStore, iso_time, new_grant_id, parse_expiry, sign_grant, status_of,
+    GRANT_ID_RE, TOKEN_ENV, GrantStore, iso_time, new_grant_id, parse_expiry, sign_grant, status_of,
 )
 
 DEFAULT_EXPIRY = "30d"
@@ -38,6 +38,12 @@ def add_grant_options(parser: argparse.ArgumentParser) -> None:
                        help="list the grants of the share holding PATH (default .)")
     group.add_argument("--revoke", metavar="ID",
                        help="revoke grant ID of the share holding PATH (default .) at once")
+
+
+def add_token_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-file", metavar="FILE",
+                        help=f"read a grant token (or a link holding one) from FILE, for a private "
+                             f"share (default: ${TOKEN_ENV}); a link's own ?token= works too")
 
 
 def grant_mode(args: argparse.Namespace) -> bool:

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from kbtools.cli.base import Command
+from kbtools.cli.grant_cmds import add_token_option
+from kbtools.client.grants import remember_configured, take_links
 from kbtools.client import (
     DownloadOptions,
     Resolution,
@@ -58,6 +60,7 @@ class KbGet(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to fetch ('-' reads them from stdin)")
+        add_token_option(parser)
         parser.add_argument("-o", "--output", metavar="OUT",
                             help="target file (one file URL), or directory (default: the current one)")
         parser.add_argument("--hub", metavar="URL", help="hub to resolve kbucket:// and sha1:// URLs, "
@@ -89,7 +92,8 @@ class KbGet(Command):
             raise UsageError(f"--chunk-size must be 1 to {MAX_CHUNK // MiB} (MiB)")
         self.options = DownloadOptions(chunk_size=max(args.chunk_size * MiB, MIN_CHUNK), parallel=args.parallel)
         self.cache = None if args.no_cache or cache_disabled() else Sha1Cache()
-        urls = list(self.iter_inputs(args.urls))
+        remember_configured(args.token_file)
+        urls = take_links(self.iter_inputs(args.urls))  # a link's ?token= is never printed
         # The hub is only read (and checked) when a URL needs one: http(s) URLs name their own host.
         needs_hub = any(url.startswith(("kbucket://", "sha1://")) for url in urls)
         self.resolver = Resolver(configured_hub(args.hub) if needs_hub else None)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kbtools.cli.base import Command
-from kbtools.cli.grant_cmds import add_grant_options, grant_mode, run_grant_mode
+from kbtools.cli.grant_cmds import add_grant_options, add_token_option, grant_mode, run_grant_mode
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
 from kbtools.index.hashing import FileChanging
 from kbtools.index.paths import NODE_DIR_NAME, UnsafePath, resolve_in_share, safe_relpath
@@ -121,6 +121,7 @@ class KbUrl(Command):
                             help="PEM file of the CA certificates to trust for https:// (default: "
                                  "$KBUCKET_CA_FILE, ..., else the system's store)")
         add_grant_options(parser)
+        add_token_option(parser)
 
     def run(self) -> int:
         if grant_mode(self.args):
@@ -131,6 +132,10 @@ class KbUrl(Command):
         remote_code = EXIT_OK
         for text in self.iter_inputs(self.args.paths):
             if text.startswith(URL_SCHEMES):
+                from kbtools.client.grants import remember_configured, take_link
+
+                remember_configured(self.args.token_file)
+                text = take_link(text)  # a link's ?token= is sent as a header, never printed
                 from kbtools.client import tls  # requests: only for URLs
                 from kbtools.client.urls import configured_hub
 

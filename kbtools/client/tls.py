@@ -98,8 +98,11 @@ class VerifyingSession(requests.Session):
 
 
 def session() -> requests.Session:
-    """A new requests session that verifies as above."""
-    return VerifyingSession()
+    """A new requests session that verifies as above (and sends the grant tokens taken from
+    links to their private shares: kbtools.client.grants)."""
+    from kbtools.client.grants import attach
+
+    return attach(VerifyingSession())
 
 
 def is_certificate_error(exc: BaseException) -> bool:

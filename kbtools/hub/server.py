@@ -289,6 +289,9 @@ class Hub:
         headers: dict[str, str] = {}
         for name in request.headers:
             headers[name.lower()] = ", ".join(request.headers.getall(name))
+        token = request.query.get("token")  # a private share's grant from a link: sent as a header
+        if token and "x-kbucket-token" not in headers:
+            headers["x-kbucket-token"] = token
         tunnel = self._open(node_id, request.method, path, headers)
         if tunnel is None:
             return json_response(unable_to_locate(node_id), 500)
