@@ -10,6 +10,10 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const query = new URLSearchParams(location.search);
+  // A private share's grant, from a browse link's fragment (#token=…: never sent to a server, never in
+  // a Referer). The page sends it with every request for that share (the hub passes it on as the
+  // X-Kbucket-Token header) and puts it in its copy lines and download links.
+  const grantToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
   const apiRoot = chooseApiRoot();
   const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
   const numberFormat = new Intl.NumberFormat("en-US");
@@ -73,7 +77,14 @@
 
   /** An API URL on the chosen hub: apiUrl(id, "api/nodeinfo") or apiUrl(id, "download/", segs). */
   function apiUrl(id, route, segments = []) {
-    return new URL(encodeURIComponent(id) + "/" + route + encodePath(segments), apiRoot).href;
+    const url = new URL(encodeURIComponent(id) + "/" + route + encodePath(segments), apiRoot);
+    if (grantToken) url.searchParams.set("token", grantToken);
+    return url.href;
+  }
+
+  /** A kbucket:// URL for kb-get and kb-url, with the grant's token when the page has one. */
+  function kbucketLink(id, here) {
+    return "kbucket://" + id + "/" + here + (grantToken ? "?token=" + grantToken : "");
   }
 
   /** A link to another view of this page, keeping `kbucket_url`. */
@@ -82,7 +93,7 @@
     q.set(kind, id);
     if (segments.length) q.set("path", segments.join("/"));
     if (query.get("kbucket_url")) q.set("kbucket_url", query.get("kbucket_url"));
-    return "?" + q.toString();
+    return "?" + q.toString() + (grantToken ? "#token=" + encodeURIComponent(grantToken) : "");
   }
 
   class ApiError extends Error {
@@ -401,7 +412,7 @@
     const files = (Array.isArray(listing.files) ? listing.files : [])
       .filter((f) => f && typeof f.name === "string")
       .sort((a, b) => collator.compare(a.name, b.name));
-    const kbucketUrl = "kbucket://" + id + "/" + here;
+    const kbucketUrl = kbucketLink(id, here);
     const rawMda = files.find((f) => f.name === "raw.mda");
 
     const totalBytes = files.reduce((sum, f) => sum + (typeof f.size === "number" ? f.size : 0), 0);
@@ -979,7 +990,7 @@
     const here = segments.join("/");
     const folder = segments.length ? segments[segments.length - 1] : id;
     const quote = (s) => JSON.stringify(s);
-    const kbGet = ["kb-get", "--hub", hubUrl(), "kbucket://" + id + "/" + here, "-o", folder]
+    const kbGet = ["kb-get", "--hub", hubUrl(), kbucketLink(id, here), "-o", folder]
       .map(shellWord).join(" ");
     return h("div", { class: "usage" },
       h("h3", null, "Use it"),
