@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test demo bench conda clean test-deps mutation fuzz
+.PHONY: all venv test demo demo-tls bench conda clean test-deps mutation fuzz
 
 all: test
 
@@ -32,6 +32,11 @@ test: test-deps
 
 demo: venv
 	$(PY) -m kbtools.demo
+
+# The TLS deployment on loopback (docs/deploy/README.md): a throwaway CA, kb-hub serving HTTPS and
+# WSS, kb-host by wss://, kb-get verified over https://, another CA refused (exit 3).
+demo-tls: $(VENV)/.test-deps
+	$(PY) -m tests.deploy.demo_tls
 
 # Each benchmark prints its ratio against a reference measured in the same run; all of them run,
 # and the target exits 1 when any benchmark failed or missed its target.
