@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import requests
 
+from tests.conftest import validate
 from tests.hub.children import FileChild, HubNode
 
 SIZE = 3 * 1024 * 1024 + 17
@@ -103,7 +104,9 @@ def test_wrong_bytes_are_never_completed(lt, tmp_path, net):
     assert result.returncode in (18, 52, 56), result  # partial file / empty reply / recv failure
     assert not out.exists() or out.stat().st_size < SIZE
     assert hub.hub.metrics.get("num_sha1_mismatches") == 1
-    assert any(e["event"] == "content_mismatch" for e in hub.events)
+    mismatch = [e for e in hub.events if e["event"] == "content_mismatch"]
+    assert mismatch and mismatch[0]["sha1"] == sha1
+    validate(mismatch[0], "kb-hub-event")
 
 
 def test_next_copy_continues_a_failing_one(lt, tmp_path, net):
