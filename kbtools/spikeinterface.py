@@ -113,7 +113,9 @@ def _classes() -> tuple[type, type]:
             file = fs.open(raw_url, block_size=TRACES_BLOCK_SIZE)
             self.add_recording_segment(KbucketRecordingSegment(file, header, rate))
             self.set_dummy_probe_from_locations(geom)
-            self._kwargs = {"url": self.kbucket_url, "hub": fs.hub, "raw_fname": raw_fname,
+            # A private share's link keeps its token here, so that worker processes can read too.
+            self._kwargs = {"url": url if "token=" in url else self.kbucket_url, "hub": fs.hub,
+                            "raw_fname": raw_fname,
                             "params_fname": params_fname, "geom_fname": geom_fname,
                             "storage_options": options}
 

@@ -43,6 +43,7 @@ from typing import Any
 import requests
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
+from . import grants, tls
 from .cache import Sha1Cache, cache_disabled
 from .download import body_reader
 from .errors import BadUrl, ClientError, NotFound, PeerError, VerificationError
@@ -281,8 +282,8 @@ class KbucketFileSystem(AbstractFileSystem):
     def session(self) -> requests.Session:
         """This thread's HTTP session (kept-alive connections)."""
         session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
+        if session is None:  # verifies https:// as kb-get does, and sends grant tokens
+            session = self._local.session = tls.session()
         return session
 
     @staticmethod
@@ -302,6 +303,8 @@ class KbucketFileSystem(AbstractFileSystem):
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
         path = str(path)
+        if "token=" in path:  # a private share's link: the token is remembered, never kept in a path
+            path = grants.take_link(path)
         for prefix in (f"{cls.protocol}://", f"{cls.protocol}::"):
             if path.startswith(prefix):
                 path = path[len(prefix):]

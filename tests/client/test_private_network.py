@@ -213,3 +213,29 @@ def test_a_grant_is_useless_on_another_share(pnet: PrivateNet) -> None:
     r = requests.get(f"{pnet.top.url}/{pnet.fast.node_id}/download/notes.txt",
                      headers={"X-Kbucket-Token": token}, timeout=20)
     assert r.status_code == 200 and r.content == SECRET
+
+
+def test_fsspec_and_spikeinterface_read_a_private_dataset_by_its_link(pnet: PrivateNet) -> None:
+    import fsspec
+
+    from kbtools.client.fsspec_fs import KbucketFileSystem
+    from kbtools.spikeinterface import read_recording
+
+    share = pnet.fast
+    nid = share.node_id
+    files = pnet.contents["fast"]
+    record = pnet.grant(share, "dataset1", label="for the notebook")
+    token, link = record["token"], record["kbucket_url"]
+    wait_prv(share.url, nid, "dataset1/raw.mda", token)
+    client_grants.forget_all()
+    with pytest.raises(OSError):  # no grant: nothing to read
+        KbucketFileSystem(hub=pnet.top.url, skip_instance_cache=True).cat_file(
+            f"kbucket://{nid}/dataset1/params.json")
+    with fsspec.open(f"kbucket://{nid}/dataset1/params.json?token={token}", hub=pnet.top.url,
+                     skip_instance_cache=True) as f:
+        assert f.read() == files["dataset1/params.json"]
+    client_grants.forget_all()
+    recording = read_recording(link, hub=pnet.top.url, storage_options={"skip_instance_cache": True})
+    assert recording.get_num_channels() == 4
+    assert recording._kwargs["url"] == link  # worker processes get the token too
+    assert recording.get_traces(start_frame=0, end_frame=10).shape == (10, 4)

@@ -60,6 +60,11 @@ def test_hub_share_and_clients_over_tls(network, pki, tmp_path, monkeypatch):
     validate(record, "kb-url")
     assert record["content_url"] == f"{hub.ready['listen_url']}/sha1/{sha1}/a.bin"
     assert all(u.startswith(("https://localhost:", "http://127.0.0.1:")) for u in record["download_urls"])
+    # fsspec (and so pandas, SpikeInterface, h5py) through the same verification
+    from kbtools.client.fsspec_fs import KbucketFileSystem
+
+    fs = KbucketFileSystem(hub=hub.ready["listen_url"], skip_instance_cache=True, local_cache="off")
+    assert fs.cat_file(url) == DATA
 
 
 def test_wrong_certificate_is_exit_3_everywhere(network, pki, tmp_path, monkeypatch):
