@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         views = {
             "hub": (page_url(net), f'tr[data-node-id="{net.share_id}"] td.owner a'),
             "share": (page_url(net, share=net.share_id), "table.listing"),
-            "dataset": (page_url(net, share=net.share_id, path="dataset1"), "svg.probe-drawing"),
+            "dataset": (page_url(net, share=net.share_id, path="dataset1"), "canvas.traces-canvas"),
         }
         for name, (url, ready) in views.items():
             page.goto(url)
