@@ -98,7 +98,7 @@ def run_children(url: str, keys: list[tuple[str, str]], files: int, up: threadin
     """The children on one asyncio loop (in a thread); `up` once every one reported its files."""
     async def main() -> None:
         stop = asyncio.Event()
-        gate = asyncio.Semaphore(32)
+        gate = asyncio.Semaphore(12)  # under the hub's budget of 16 unregistered sockets per address
         reported = [0]
         # Each websocket holds a connection: no pool limit (aiohttp's default is 100).
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
