@@ -25,16 +25,23 @@ class UnsafePath(KbError):
     exit_code = EXIT_FINDINGS
 
 
-def is_hidden_or_reserved(name: str) -> bool:
-    """True for a name a share never indexes, lists or serves.
+def is_hidden_entry(name: str) -> bool:
+    """The hidden-name rule: True for a name a share never indexes, lists or serves, among the
+    names of a directory listing (never empty, no separator, no NUL).
 
-    Hidden names (starting with ``.``, which includes ``.``, ``..`` and ``.kbucket``),
-    ``node_modules``, the empty name, and names holding a separator or NUL.
+    Hidden names (starting with ``.``, which includes ``.``, ``..`` and ``.kbucket``) and
+    ``node_modules``, at any depth.
+    """
+    return name[0] == "." or name == NODE_MODULES
+
+
+def is_hidden_or_reserved(name: str) -> bool:
+    """True for a name a share never indexes, lists or serves, whatever its origin: the names of
+    :func:`is_hidden_entry`, the empty name, and names holding a separator or NUL.
     """
     return (
         not name
-        or name[0] == "."
-        or name == NODE_MODULES
+        or is_hidden_entry(name)
         or "/" in name
         or "\0" in name
         or (os.altsep is not None and os.altsep in name)

@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import filterfalse, repeat
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
@@ -27,7 +27,7 @@ from kbtools.errors import KbError
 from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
 from kbtools.index.hashing import (EXTRA_DIGESTS, Cancelled, Digests, FileChanging,
                                    check_digest_names, hash_file)
-from kbtools.index.paths import NODE_MODULES, resolve_in_share, safe_relpath
+from kbtools.index.paths import is_hidden_entry, resolve_in_share, safe_relpath
 from kbtools.index.prv import make_prv, make_prvdir
 from kbtools.index import snapshot as snap
 from kbtools.index.walk import WalkEntry, WalkProblem, walk_share
@@ -377,7 +377,7 @@ class ShareIndex:
                 names = os.listdir(dir_path)
             except OSError:
                 return None
-            names = [n for n in names if n[0] != "." and n != NODE_MODULES]
+            names = list(filterfalse(is_hidden_entry, names))
             expected = entry[snap.NAMES]
             if len(names) != len(expected):
                 return None

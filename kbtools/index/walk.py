@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from kbtools.index.paths import NODE_MODULES, real_target_is_allowed
+from kbtools.index.paths import is_hidden_entry, real_target_is_allowed
 
 
 class WalkEntry(NamedTuple):
@@ -95,9 +95,7 @@ def walk_share(root: Path | str, lookup: Lookup | None = None,
         subdirs: list[tuple[str, str, tuple[str, ...]]] = []
         for entry in entries:
             name = entry.name
-            # Same rule as is_hidden_or_reserved, inlined: a scandir name is never empty and
-            # never holds "/" or NUL, and this loop runs once per file of the share.
-            if name[0] == "." or name == NODE_MODULES:
+            if is_hidden_entry(name):
                 continue
             relpath = prefix + name
             if not name.isascii() and not _utf8_ok(name):

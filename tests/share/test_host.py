@@ -7,8 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import pytest
 import requests
@@ -16,6 +16,7 @@ import requests
 from tests.conftest import validate
 from tests.netfixtures import ROOT, free_port, network, share_config, write_kbnode  # noqa: F401
 from tests.share.conftest import SHARE_ID, VECTORS
+from tests import waiting
 
 PASS = "hubpass"
 BIG = os.urandom(3 * 1024 * 1024 + 12345)
@@ -26,18 +27,8 @@ def sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except (requests.RequestException, ValueError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(what or "condition never held")
-        time.sleep(0.1)
+#: Requests to a node that is still starting (refused, or not JSON yet) count as "not yet".
+wait_for = partial(waiting.wait_for, ignore=(requests.RequestException, ValueError))
 
 
 def find(hub: Any, digest: str) -> dict[str, Any]:

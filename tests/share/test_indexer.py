@@ -3,20 +3,13 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 from kbtools.index.share_index import ShareIndex
 from kbtools.protocol.objecthash import object_hash
 from kbtools.share.indexer import MAX_INTERVAL, IndexKeeper, read_index_records
 from tests.index.trees import sha1, write
-
-
-def wait_for(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.05)
+from tests.waiting import wait_for
 
 
 def test_keeper_publishes_node_data_with_its_hash_and_follows_changes(tmp_path: Path):

@@ -23,6 +23,7 @@ from kbtools.protocol.routing import tunnel_request_frames
 from kbtools.share.host import ShareHost
 from tests.netfixtures import free_port
 from tests.index.trees import write
+from tests.waiting import wait_for
 
 HUB_INFO = {"node_id": "aaaaaaaaaaaa", "node_type": "hub", "name": "scripted"}
 
@@ -106,14 +107,6 @@ class ScriptedHub:
 
 def request(rid: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> list[str]:
     return tunnel_request_frames(rid, method, path, headers or {})
-
-
-def wait_for(check, timeout: float = 30.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
 
 
 @pytest.fixture
