@@ -19,9 +19,10 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import filterfalse, repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, TypeGuard
 
 from kbtools.errors import KbError
 from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
@@ -30,7 +31,7 @@ from kbtools.index.hashing import (EXTRA_DIGESTS, Cancelled, Digests, FileChangi
 from kbtools.index.paths import is_hidden_entry, resolve_in_share, safe_relpath
 from kbtools.index.prv import make_prv, make_prvdir
 from kbtools.index import snapshot as snap
-from kbtools.index.walk import WalkEntry, WalkProblem, walk_share
+from kbtools.index.walk import WalkEntry, WalkProblem, WalkResult, walk_share
 
 #: How often a file that keeps changing while it is read is tried before it is reported.
 HASH_ATTEMPTS = 3
@@ -70,6 +71,7 @@ class CachedDir(NamedTuple):
 _stat_key = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
 _stat_mode = operator.attrgetter("st_mode")
 _first = operator.itemgetter(0)
+_new_outcome = tuple.__new__  # FileOutcome(...) without the keyword-argument machinery
 
 
 class _SnapshotRecords:
@@ -275,7 +277,7 @@ class ShareIndex:
                         out.update(items[done:at])
                         done = at
                         recs = item.records()
-                        out.update(zip([r[0] for r in recs], recs))
+                        out.update(zip([r.relpath for r in recs], recs))
                     out.update(items[done:])
                     self._records = out
                     self._deferred = None
@@ -308,13 +310,14 @@ class ShareIndex:
     def prv(self, relpath: str) -> dict[str, Any] | None:
         """The ``.prv`` object of an indexed file, or None (not indexed, or not a safe path)."""
         rec = self._all().get(relpath)
-        if rec is None:
-            return None
-        return make_prv(rec.sha1, rec.size, rec.head_sha1, self.original_path(relpath))
+        return None if rec is None else self._prv_of(rec)
+
+    def _prv_of(self, rec: FileRecord) -> dict[str, Any]:
+        return make_prv(rec.sha1, rec.size, rec.head_sha1, self.original_path(rec.relpath))
 
     def prvdir(self) -> dict[str, Any]:
         """The ``.prvdir`` tree of the whole share."""
-        return make_prvdir(self._dirs, ((r.relpath, self.prv(r.relpath)) for r in self.records()))
+        return make_prvdir(self._dirs, ((r.relpath, self._prv_of(r)) for r in self.records()))
 
     # -- updating ------------------------------------------------------------------------------
     def refresh(self, progress: Progress | None = None) -> IndexDelta:
@@ -332,7 +335,7 @@ class ShareIndex:
         """
         with self._refresh_lock:
             for item in self._scan(progress or _NoProgress(), None, False):
-                if type(item) is CachedDir:
+                if isinstance(item, CachedDir):
                     for rec in item.records():
                         yield FileOutcome(rec.relpath, rec, True)
                 else:
@@ -401,175 +404,13 @@ class ShareIndex:
 
     def _scan(self, progress: Progress, renderer: Renderer | None,
               defer: bool) -> Iterator[FileOutcome | CachedDir]:
-        started = time.monotonic()
-        delta = IndexDelta()
-        snapshot = self._snapshot()
-        first = not self._refreshed
-        if snapshot is not None:
-            known: Any = _SnapshotRecords(snapshot)
-        else:
-            known = self._known()
-        previous = self._all()
-        deferred: list[tuple[int, CachedDir]] = []
-        deferred_files = 0
-        extra = self.digests
-        get = known.get
-        margin = RACY_MARGIN_NS
+        return _Scan(self, progress, renderer, defer).run()
 
-        def lookup(relpath: str, size: int, mtime_ns: int, ino: int) -> FileRecord | None:
-            rec = get(relpath)
-            # FileRecord.matches, inlined: this runs once per file on every refresh.
-            if (rec is not None and rec[1] == size and rec[2] == mtime_ns and rec[3] == ino
-                    and not (rec[8] - margin < mtime_ns <= rec[8] + margin)  # is_racy, inlined
-                    and (not extra or _has_digests(rec, extra))):
-                return rec
-            return None
-
-        whole_dir = self._whole_dir(snapshot, renderer) if snapshot is not None else None
-        walk = walk_share(self.root, lookup, whole_dir)
-        delta.problems = walk.problems
-        # FileRecord (unchanged), CachedDir (a directory unchanged) or WalkEntry (to hash),
-        # in walk order.
-        plan = walk.files
-        todo = [i for i, item in enumerate(plan) if type(item) is WalkEntry]
-        from_sqlite = 0
-        if snapshot is not None and todo and self._cache is not None:
-            # What the snapshot does not know may be in SQLite (hashed by a run that did not
-            # finish, or by another user of the cache).
-            rows: Any = self._cache.load() if len(todo) > SQLITE_GETS_MAX else None
-            still = []
-            for i in todo:
-                entry = plan[i]
-                relpath = entry.relpath
-                rec = rows.get(relpath) if rows is not None else self._cache.get(relpath)
-                if rec is not None and rec.matches(entry.size, entry.mtime_ns, entry.ino) \
-                        and (not extra or _has_digests(rec, extra)):
-                    plan[i] = rec
-                    from_sqlite += 1
-                else:
-                    still.append(i)
-            todo = still
-        todo_bytes = sum(plan[i].size for i in todo)
-        progress.start(len(todo), todo_bytes)
-        # Big files go to the pool (hashlib runs on both cores); small ones are hashed in this
-        # thread, where they cost half as much as a round trip through a pool.
-        todo = [i for i in todo if plan[i].size >= POOL_MIN_SIZE]
-
-        new_records: dict[str, FileRecord] = {}
-        cancel = threading.Event()
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kb-hash") if todo else None
-        futures: dict[int, Future[FileOutcome]] = {}
-        window = 4 * self.workers
-        next_todo = 0
-        completed = False
-
-        def on_block(nbytes: int) -> None:
-            progress.advance(0, nbytes)
-
-        def submit_more() -> None:
-            nonlocal next_todo
-            while pool is not None and next_todo < len(todo) and len(futures) < window:
-                i = todo[next_todo]
-                entry = plan[i]
-                futures[i] = pool.submit(self._hash_entry, entry, wanted(entry), cancel, on_block)
-                next_todo += 1
-
-        def wanted(entry: WalkEntry) -> tuple[str, ...]:
-            old = known.get(entry.relpath)
-            if old is None:
-                return extra
-            # Keep the extra digests the old record had.
-            return extra + tuple(n for n in EXTRA_DIGESTS
-                                 if n not in extra and old.digest(n) is not None)
-
-        records = self._records
-        from_cache = hashed = nbytes = 0
-        new_outcome = tuple.__new__  # FileOutcome(...) without the keyword-argument machinery
-        try:
-            submit_more()
-            for i, item in enumerate(plan):
-                if type(item) is CachedDir:
-                    from_cache += len(item.names)
-                    nbytes += sum(map(_first, item.entry[snap.KEYS]))
-                    if defer and not previous:
-                        deferred.append((len(new_records), item))
-                        deferred_files += len(item.names)
-                        delta.added.extend([item.prefix + name for name in item.names])
-                        yield item
-                        continue
-                    recs = item.records()
-                    if previous:
-                        for rec in recs:
-                            relpath = rec[0]
-                            new_records[relpath] = rec
-                            old = previous.get(relpath)
-                            if old is None:
-                                delta.added.append(relpath)
-                            elif old.sha1 != rec.sha1 or old.size != rec.size:
-                                delta.changed.append(relpath)
-                            if old != rec:
-                                records[relpath] = rec
-                                self._by_sha1 = None
-                    else:
-                        pairs = list(zip([r[0] for r in recs], recs))
-                        new_records.update(pairs)
-                        records.update(pairs)
-                        delta.added.extend(p for p, _ in pairs)
-                        self._by_sha1 = None
-                    yield item
-                    continue
-                relpath = item[0]
-                if type(item) is not WalkEntry:
-                    rec = item
-                    outcome = new_outcome(FileOutcome, (relpath, rec, True, None, None, 0, 0))
-                    from_cache += 1
-                else:
-                    future = futures.pop(i, None)
-                    if future is None:
-                        outcome = self._hash_entry(item, wanted(item), cancel, on_block)
-                    else:
-                        outcome = future.result()
-                        submit_more()
-                    progress.advance(1, 0)
-                    rec = outcome.record
-                    if rec is None:
-                        if outcome.error_code is not None:
-                            delta.errors.append(outcome)
-                            yield outcome
-                        continue  # or vanished
-                    hashed += 1
-                    if self._cache is not None:
-                        self._cache.put(rec)
-                new_records[relpath] = rec
-                nbytes += rec[1]
-                old = previous.get(relpath)
-                if old is not rec:
-                    if old is None:
-                        delta.added.append(relpath)
-                    elif old.sha1 != rec.sha1 or old.size != rec.size:
-                        delta.changed.append(relpath)
-                    if old != rec:
-                        records[relpath] = rec  # visible at once to prv() in other threads
-                        self._by_sha1 = None
-                yield outcome
-            completed = True
-        finally:
-            delta.from_cache, delta.hashed = from_cache, hashed
-            delta.files, delta.bytes = len(new_records) + deferred_files, nbytes
-            cancel.set()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            if completed:
-                self._finish(new_records, known, delta, walk.dirs)
-                if deferred:
-                    self._deferred = (new_records, deferred)
-                if first and self._cache is not None:
-                    self._write_snapshot(snapshot, new_records, known, delta, from_sqlite,
-                                         renderer, plan)
-            if self._cache is not None:
-                self._cache.flush()
-            delta.seconds = time.monotonic() - started
-            self.last_delta = delta
+    def _put(self, pairs: Iterable[tuple[str, FileRecord]]) -> None:
+        """Put changed records in the index now (``prv()`` in other threads sees them at once),
+        and drop the node data built from the old ones."""
+        self._records.update(pairs)
+        self._by_sha1 = None
 
     def _finish(self, new_records: dict[str, FileRecord], known: dict[str, FileRecord],
                 delta: IndexDelta, dirs: list[str]) -> None:
@@ -584,9 +425,8 @@ class ShareIndex:
         self._refreshed = True
         self._cache_rows = None
 
-    def _write_snapshot(self, old: snap.Snapshot | None, new_records: dict[str, FileRecord],
-                        known: Any, delta: IndexDelta, from_sqlite: int,
-                        renderer: Renderer | None, plan: list[Any]) -> None:
+    def _write_snapshot(self, old: snap.Snapshot | None, known: Any, delta: IndexDelta,
+                        from_sqlite: int, renderer: Renderer | None, plan: list[Any]) -> None:
         """After a completed first scan: write the snapshot when it does not describe the share
         as found, and drop SQLite rows of files that are gone."""
         texts: dict[str, dict[str, str]] = {}
@@ -616,20 +456,16 @@ class ShareIndex:
     def _hash_entry(self, entry: WalkEntry, extra: tuple[str, ...], cancel: threading.Event,
                     on_block: Callable[[int], None] | None = None) -> FileOutcome:
         path = os.path.join(self.root, *entry.relpath.split("/"))
-        base = dict(size=entry.size, mtime_ns=entry.mtime_ns)
         try:
             rec = hash_to_record(path, entry.relpath, extra, cancel=cancel, on_block=on_block)
         except FileNotFoundError:
-            return FileOutcome(entry.relpath, None, **base)
+            return _failed(entry, None, None)
         except FileChanging as exc:
-            return FileOutcome(entry.relpath, None, error_code="file-changing",
-                               error_message=f"{exc}; tried {HASH_ATTEMPTS} times", **base)
+            return _failed(entry, "file-changing", f"{exc}; tried {HASH_ATTEMPTS} times")
         except Cancelled:
-            return FileOutcome(entry.relpath, None, error_code="cancelled",
-                               error_message="indexing stopped", **base)
+            return _failed(entry, "cancelled", "indexing stopped")
         except OSError as exc:
-            return FileOutcome(entry.relpath, None, error_code="file-unreadable",
-                               error_message=f"cannot read: {exc.strerror}", **base)
+            return _failed(entry, "file-unreadable", f"cannot read: {exc.strerror}")
         return FileOutcome(entry.relpath, rec, size=rec.size, mtime_ns=rec.mtime_ns)
 
     def close(self) -> None:
@@ -642,6 +478,238 @@ class ShareIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _still_valid(rec: FileRecord | None, size: int, mtime_ns: int, ino: int,
+                 extra: tuple[str, ...]) -> TypeGuard[FileRecord]:
+    """True when a known record still describes a file with that stat and has its digests."""
+    return (rec is not None and rec.matches(size, mtime_ns, ino)
+            and (not extra or _has_digests(rec, extra)))
+
+
+def _failed(entry: WalkEntry, code: str | None, message: str | None) -> FileOutcome:
+    """The outcome of a file that could not be hashed (no code: it vanished)."""
+    return FileOutcome(entry.relpath, None, False, code, message, entry.size, entry.mtime_ns)
+
+
+class _Hashing:
+    """The files of one scan to hash, taken in plan order: big ones by a thread pool, kept a
+    window ahead of the reader (hashlib runs on both cores), small ones in the reader's thread,
+    where they cost half as much as a round trip through a pool."""
+
+    def __init__(self, index: ShareIndex, plan: list[Any], todo: list[int],
+                 digests_for: Callable[[WalkEntry], tuple[str, ...]], progress: Progress) -> None:
+        self.index = index
+        self.plan = plan
+        self.digests_for = digests_for
+        self.on_block = partial(progress.advance, 0)
+        self.pooled = [i for i in todo if plan[i].size >= POOL_MIN_SIZE]
+        self.pool = (ThreadPoolExecutor(index.workers, thread_name_prefix="kb-hash")
+                     if self.pooled else None)
+        self.window = 4 * index.workers
+        self.futures: dict[int, Future[FileOutcome]] = {}
+        self.submitted = 0
+        self.cancel = threading.Event()
+
+    def submit_more(self) -> None:
+        while (self.pool is not None and self.submitted < len(self.pooled)
+               and len(self.futures) < self.window):
+            i = self.pooled[self.submitted]
+            entry = self.plan[i]
+            self.futures[i] = self.pool.submit(self.index._hash_entry, entry,
+                                               self.digests_for(entry), self.cancel, self.on_block)
+            self.submitted += 1
+
+    def outcome(self, i: int, entry: WalkEntry) -> FileOutcome:
+        """The outcome of hashing ``entry``, the item ``i`` of the plan."""
+        future = self.futures.pop(i, None)
+        if future is None:
+            return self.index._hash_entry(entry, self.digests_for(entry), self.cancel,
+                                          self.on_block)
+        outcome = future.result()
+        self.submit_more()
+        return outcome
+
+    def stop(self) -> None:
+        self.cancel.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Scan:
+    """One scan of a share, in steps: plan (walk the share, take what the snapshot, the last
+    records or SQLite still vouch for), hash the rest, publish each record as it is ready, and
+    when the scan completes, commit the index and write the snapshot."""
+
+    def __init__(self, index: ShareIndex, progress: Progress, renderer: Renderer | None,
+                 defer: bool) -> None:
+        self.index = index
+        self.progress = progress
+        self.renderer = renderer
+        self.defer = defer
+        self.started = time.monotonic()
+        self.delta = IndexDelta()
+        self.extra = index.digests
+        self.first = not index._refreshed
+        self.snapshot = index._snapshot()
+        self.known: Any = (_SnapshotRecords(self.snapshot) if self.snapshot is not None
+                           else index._known())
+        self.previous = index._all()
+        self.new_records: dict[str, FileRecord] = {}
+        #: Whole directories left out of ``new_records`` (see :meth:`ShareIndex.scan_blocks`),
+        #: each with the number of records before it.
+        self.deferred: list[tuple[int, CachedDir]] = []
+        self.deferred_files = 0
+        self.from_sqlite = self.from_cache = self.hashed = self.nbytes = 0
+
+    def run(self) -> Iterator[FileOutcome | CachedDir]:
+        walk = self._walk()
+        plan = walk.files
+        todo = self._to_hash(plan)
+        self.progress.start(len(todo), sum(plan[i].size for i in todo))
+        hashing = _Hashing(self.index, plan, todo, self._digests_for, self.progress)
+        completed = False
+        try:
+            hashing.submit_more()
+            for i, item in enumerate(plan):
+                kind = type(item)
+                if kind is CachedDir:
+                    self._take_dir(item)
+                    yield item
+                    continue
+                if kind is WalkEntry:
+                    outcome = hashing.outcome(i, item)
+                    self.progress.advance(1, 0)
+                    rec = outcome.record
+                    if rec is None:
+                        if outcome.error_code is not None:  # else the file vanished
+                            self.delta.errors.append(outcome)
+                            yield outcome
+                        continue
+                    self._take_hashed(rec)
+                else:
+                    rec = item
+                    outcome = _new_outcome(FileOutcome, (rec.relpath, rec, True, None, None, 0, 0))
+                    self.from_cache += 1
+                self._publish(rec)
+                yield outcome
+            completed = True
+        finally:
+            hashing.stop()
+            self._end(walk, completed)
+
+    # -- planning ------------------------------------------------------------------------------
+    def _walk(self) -> WalkResult:
+        """The stat walk, with every file the known records still vouch for as its record, and
+        every directory the snapshot vouches for as one :class:`CachedDir`."""
+        get = self.known.get
+        extra = self.extra
+
+        def lookup(relpath: str, size: int, mtime_ns: int, ino: int) -> FileRecord | None:
+            rec = get(relpath)
+            return rec if _still_valid(rec, size, mtime_ns, ino, extra) else None
+
+        index = self.index
+        whole_dir = (index._whole_dir(self.snapshot, self.renderer)
+                     if self.snapshot is not None else None)
+        walk = walk_share(index.root, lookup, whole_dir)
+        self.delta.problems = walk.problems
+        return walk
+
+    def _to_hash(self, plan: list[Any]) -> list[int]:
+        """Where the files to hash are in ``plan``; those SQLite still knows replaced by its
+        records (the snapshot may miss files hashed by a run that did not finish, or by another
+        user of the cache)."""
+        todo = [i for i, item in enumerate(plan) if type(item) is WalkEntry]
+        cache = self.index._cache
+        if self.snapshot is None or not todo or cache is None:
+            return todo
+        rows = cache.load() if len(todo) > SQLITE_GETS_MAX else None
+        get = rows.get if rows is not None else cache.get
+        still = []
+        for i in todo:
+            entry = plan[i]
+            rec = get(entry.relpath)
+            if _still_valid(rec, entry.size, entry.mtime_ns, entry.ino, self.extra):
+                plan[i] = rec
+                self.from_sqlite += 1
+            else:
+                still.append(i)
+        return still
+
+    def _digests_for(self, entry: WalkEntry) -> tuple[str, ...]:
+        """The digests to compute: those asked for, and the extra ones the old record had."""
+        extra = self.extra
+        old = self.known.get(entry.relpath)
+        if old is None:
+            return extra
+        return extra + tuple(n for n in EXTRA_DIGESTS
+                             if n not in extra and old.digest(n) is not None)
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _take_hashed(self, rec: FileRecord) -> None:
+        self.hashed += 1
+        if self.index._cache is not None:
+            self.index._cache.put(rec)
+
+    def _publish(self, rec: FileRecord) -> None:
+        """Make ``rec`` the file's record for this scan, and count what changed."""
+        relpath = rec.relpath
+        self.new_records[relpath] = rec
+        self.nbytes += rec.size
+        old = self.previous.get(relpath)
+        if old is rec:
+            return
+        if old is None:
+            self.delta.added.append(relpath)
+        elif old.sha1 != rec.sha1 or old.size != rec.size:
+            self.delta.changed.append(relpath)
+        if old != rec:
+            self.index._put(((relpath, rec),))
+
+    def _take_dir(self, item: CachedDir) -> None:
+        """Publish a whole directory unchanged since the snapshot: on a first scan, all at
+        once, or not at all until the index is read (``defer``)."""
+        if self.previous:
+            for rec in item.records():
+                self._publish(rec)
+            self.from_cache += len(item.names)
+            return
+        paths = [item.prefix + name for name in item.names]
+        self.delta.added.extend(paths)
+        self.from_cache += len(paths)
+        self.nbytes += sum(map(_first, item.entry[snap.KEYS]))
+        if self.defer:
+            self.deferred.append((len(self.new_records), item))
+            self.deferred_files += len(paths)
+            return
+        pairs = list(zip(paths, item.records()))
+        self.new_records.update(pairs)
+        self.index._put(pairs)
+
+    # -- the end -------------------------------------------------------------------------------
+    def _end(self, walk: WalkResult, completed: bool) -> None:
+        """Whether the scan completed or stopped: count it in ``last_delta`` and flush the
+        cache; a completed one also becomes the index."""
+        delta = self.delta
+        delta.from_cache, delta.hashed = self.from_cache, self.hashed
+        delta.files, delta.bytes = len(self.new_records) + self.deferred_files, self.nbytes
+        if completed:
+            self._commit(walk)
+        cache = self.index._cache
+        if cache is not None:
+            cache.flush()
+        delta.seconds = time.monotonic() - self.started
+        self.index.last_delta = delta
+
+    def _commit(self, walk: WalkResult) -> None:
+        index = self.index
+        index._finish(self.new_records, self.known, self.delta, walk.dirs)
+        if self.deferred:
+            index._deferred = (self.new_records, self.deferred)
+        if self.first and index._cache is not None:
+            index._write_snapshot(self.snapshot, self.known, self.delta, self.from_sqlite,
+                                  self.renderer, walk.files)
 
 
 def file_record(root: Path, relpath: str, digests: tuple[str, ...] = ()) -> FileRecord:
@@ -657,8 +725,7 @@ def file_record(root: Path, relpath: str, digests: tuple[str, ...] = ()) -> File
     cache = IndexCache(root, create=False)
     try:
         rec = cache.get(relpath)
-        if rec is not None and rec.matches(st.st_size, st.st_mtime_ns, st.st_ino) \
-                and _has_digests(rec, extra):
+        if _still_valid(rec, st.st_size, st.st_mtime_ns, st.st_ino, extra):
             return rec
         rec = hash_to_record(path, relpath, extra)
         cache.put(rec)
