@@ -222,9 +222,9 @@ def test_a_file_that_keeps_changing_is_an_error_record(tmp_path):
     assert files["busy"]["sha1"] == sha1(busy.read_bytes())
 
 
-def test_fast_record_lines_equal_the_json_writer(share):
+def test_record_lines_are_the_one_json_writer_s_records_of_the_schema(share):
     from kbtools.cli.base import dump_json
-    from kbtools.cli.kb_index import file_record_json, file_record_line
+    from kbtools.cli.kb_index import file_record_line
     from kbtools.index.share_index import FileOutcome, ShareIndex
 
     root, _ = share
@@ -233,10 +233,26 @@ def test_fast_record_lines_equal_the_json_writer(share):
         with ShareIndex(root, digests=digests) as index:
             for outcome in index.scan():
                 for cached in (True, False):
-                    o = outcome._replace(from_cache=cached)
-                    assert file_record_line(o, digests) == dump_json(file_record_json(o, digests))
+                    line = file_record_line(outcome._replace(from_cache=cached), digests)
+                    record = json.loads(line)
+                    assert dump_json(record) == line
+                    validate(record, "kb-index-record")
+                    assert (record["path"], record["cached"]) == (outcome.relpath, cached)
+                    assert [k for k in record if k in ("sha256", "md5")] == list(digests)
     failed = FileOutcome("x", None, False, "file-unreadable", "cannot read", 3, 10**18)
-    assert file_record_line(failed, ()) == dump_json(file_record_json(failed, ()))
+    validate(json.loads(file_record_line(failed, ())), "kb-index-record")
+
+
+def test_the_snapshot_key_of_the_lines_follows_their_definition(monkeypatch):
+    from kbtools.cli import kb_index
+
+    keys = {kb_index.cached_lines_renderer(d).key
+            for d in [(), ("sha256",), ("md5",), ("md5", "sha256"), ("sha256", "md5")]}
+    assert len(keys) == 5
+    before = kb_index.cached_lines_renderer(()).key
+    assert kb_index.cached_lines_renderer(()).key == before  # stable from run to run
+    monkeypatch.setattr(kb_index, "FCS_PREFIX", "head1000:")  # the record changes: so does its key
+    assert kb_index.cached_lines_renderer(()).key != before
 
 
 def _run_with_stderr_on_a_terminal(*args):
