@@ -12,23 +12,60 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from kbtools.node.config import parent_hub_url, websocket_url
+from kbtools.node.identity import NodeIdentity
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.errors import LocalProtocolError
+from kbtools.protocol.hubconn import HubLimits
 from kbtools.protocol.leafconn import (
     CreditGranted, HubError, ParentLink, Registered, RequestStarted, TopHubUrl, register_info,
 )
 from kbtools.protocol.messages import InitiateRequest
 from kbtools.protocol.routing import decode_tunnel_path
 
-if TYPE_CHECKING:
-    from kbtools.hub.server import Hub
+
+class ParentSettings(Protocol):
+    """The hub settings the link reads (``kbtools.hub.server.HubSettings`` has them)."""
+
+    @property
+    def limits(self) -> HubLimits: ...
+    @property
+    def reconnect_delays(self) -> tuple[float, ...]: ...
+    @property
+    def retry_forever(self) -> bool: ...
+    @property
+    def report_interval(self) -> float: ...
+    @property
+    def response_timeout(self) -> float: ...
+
+
+class HubSide(Protocol):
+    """What the link to the parent needs of its hub, and nothing more: who it is, its URLs and
+    limits, its node data, where events go, and where the top hub's URL goes. ``Hub`` gives it;
+    this module never imports the hub's."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def identity(self) -> NodeIdentity: ...
+    @property
+    def url(self) -> str: ...  # where this process reaches its own HTTP server
+    @property
+    def listen_url(self) -> str: ...
+    @property
+    def settings(self) -> ParentSettings: ...
+
+    def emit(self, event: str, **fields: Any) -> None: ...
+
+    def node_data(self) -> dict[str, Any]: ...
+
+    async def set_top_hub_url(self, url: str) -> None: ...
 
 READ_CHUNK = 1024 * 1024
 SKIPPED_REQUEST_HEADERS = frozenset({"host", "connection", "keep-alive", "upgrade", "transfer-encoding",
@@ -47,7 +84,7 @@ def _now_ms() -> int:
 class ParentConnector:
     """Keeps the hub connected to its parent; `run()` until cancelled."""
 
-    def __init__(self, hub: Hub, url: str, passcode: str) -> None:
+    def __init__(self, hub: HubSide, url: str, passcode: str) -> None:
         self.hub = hub
         self.url = url
         info = register_info(hub.config, hub.listen_url, "hub", fast_path=True)

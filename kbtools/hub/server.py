@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from aiohttp import WSMsgType, web
 
 from kbtools import web as web_page
+from kbtools.hub.parent import ParentConnector, parent_url_of
 from kbtools.index.paths import UnsafePath, safe_relpath
 from kbtools.node.config import resolve_listen_url
 from kbtools.node.identity import NodeIdentity
@@ -113,7 +114,7 @@ class Hub:
         self.port = 0
         self.url = ""  # where this process can reach itself (http://bind:port)
         self.listen_url = ""  # what it advertises (resolved listen_url)
-        self.parent: Any = None  # kbtools.hub.parent.ParentConnector when there is a parent
+        self.parent: ParentConnector | None = None  # when there is a parent
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
@@ -147,7 +148,6 @@ class Hub:
                                               self.listen_url)
         self.hub_info.top_hub_url = self.listen_url
         self._tasks.append(asyncio.create_task(self._check_inactivity()))
-        from kbtools.hub.parent import ParentConnector, parent_url_of
         parent_url = parent_url_of(self.config)
         if parent_url:
             self.parent = ParentConnector(self, parent_url, self.settings.parent_passcode)
