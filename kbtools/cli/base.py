@@ -46,6 +46,16 @@ def dump_json(obj: Any, *, pretty: bool = False) -> str:
     return text
 
 
+def failure(code: str | None, message: str, status: str = "error") -> dict[str, Any]:
+    """The keys that say an item's record failed, in every command that prints one record per
+    item (README, "Records"): ``status`` (``error``, or ``impossible``), a stable ``code`` when
+    the failure has one, and ``message``. Merged into the record: ``{"path": p, **failure(...)}``.
+    """
+    if code is None:
+        return {"status": status, "message": message}
+    return {"status": status, "code": code, "message": message}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so in-process runs keep control."""
 

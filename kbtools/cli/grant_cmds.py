@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kbtools.cli.base import failure
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, RuntimeFailure, UsageError
 from kbtools.index.paths import UnsafePath, resolve_in_share, safe_relpath
 from kbtools.node.config import load_config, read_node_id
@@ -104,15 +105,15 @@ def run_grant_mode(command: Any) -> int:
     except OSError as exc:
         raise RuntimeFailure(f"cannot write {store.path}: {exc.strerror}") from None
     if record is None:
-        command.emit({"grant_id": args.revoke, "error": "no-such-grant",
-                      "message": f"share {node_id} has no grant {args.revoke}"})
+        command.emit({"grant_id": args.revoke,
+                      **failure("no-such-grant", f"share {node_id} has no grant {args.revoke}")})
         return EXIT_FINDINGS
     command.emit(listed(record, now))
     return EXIT_OK
 
 
 def listed(record: dict[str, Any], now: float) -> dict[str, Any]:
-    return {**record, "status": status_of(record, now)}
+    return {**record, "state": status_of(record, now), "status": "ok"}
 
 
 def make_grant(text: str, expires_text: str, label: str, now: float | None = None) -> dict[str, Any]:
@@ -139,7 +140,8 @@ def make_grant(text: str, expires_text: str, label: str, now: float | None = Non
     except OSError as exc:
         raise RuntimeFailure(f"cannot write {root}/.kbucket/grants.json: {exc.strerror}") from None
     url = f"kbucket://{node_id}/{relpath}"
-    out = {**record, "status": "active", "kbucket_url": f"{url}?token={token}", "token": token}
+    out = {**record, "state": "active", "status": "ok", "kbucket_url": f"{url}?token={token}",
+           "token": token}
     hub = str(load_config(root).get("parent_hub_url") or "").rstrip("/")
     if hub:
         page = f"{hub}/?node_id={node_id}" + (f"&path={quote(relpath, safe='/')}" if relpath else "")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-from kbtools.cli.base import Command
+from kbtools.cli.base import Command, failure
 from kbtools.cli.grant_cmds import add_token_option
 from kbtools.client.grants import remember_configured, take_links
 from kbtools.client import (
@@ -27,6 +27,7 @@ from kbtools.client import (
 )
 from kbtools.client import tls
 from kbtools.client.cache import CACHE_DIR_ENV, NO_CACHE_ENV
+from kbtools.client.errors import failure_code
 from kbtools.client.download import MAX_CHUNK, MIN_CHUNK, HostHealth, MiB
 from kbtools.client.urls import Sha1Ref
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
@@ -241,7 +242,7 @@ class KbGet(Command):
     def error_record(self, url: str, path: Path | None, exc: KbError, started: float,
                      sha1: str | None = None, size: int | None = None) -> tuple[dict[str, Any], int]:
         record = self.record(url, path, sha1, size, "error", started)
-        record["message"] = str(exc)
+        record.update(failure(failure_code(exc), str(exc)))
         return record, max(exc.exit_code, EXIT_FINDINGS)
 
     def progress_bar(self, resolution: Resolution, bar: bool = True) -> "_Progress":

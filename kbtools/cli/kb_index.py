@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 
-from kbtools.cli.base import Command, dump_json
+from kbtools.cli.base import Command, dump_json, failure
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, RuntimeFailure, UsageError
 from kbtools.index.cache import FileRecord, cache_path
 from kbtools.index.hashing import EXTRA_DIGESTS, FCS_PREFIX, FileChanging
@@ -32,13 +32,13 @@ def file_record_line(outcome: FileOutcome, digests: tuple[str, ...]) -> str:
     rec = outcome.record
     if rec is None:
         return dump_json({"type": "file", "path": outcome.relpath, "size": outcome.size,
-                          "mtime": outcome.mtime_ns / 1e9, "error": outcome.error_code,
-                          "message": outcome.error_message})
+                          "mtime": outcome.mtime_ns / 1e9,
+                          **failure(outcome.error_code, outcome.error_message or "")})
     extra = "".join(f', "{name}": "{rec.digest(name)}"' for name in digests)
     return (f'{{"type": "file", "path": {encode_json_string(rec.relpath)}, "size": {rec.size}, '
             f'"mtime": {rec.mtime_ns / 1e9!r}, "sha1": "{rec.sha1}", '
             f'"fcs": "{FCS_PREFIX}{rec.head_sha1}"{extra}, '
-            f'"cached": {"true" if outcome.from_cache else "false"}}}')
+            f'"cached": {"true" if outcome.from_cache else "false"}, "status": "ok"}}')
 
 
 #: A record with every field set and a path that needs escapes, to name the format of the lines.

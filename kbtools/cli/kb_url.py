@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kbtools.cli.base import Command
+from kbtools.cli.base import Command, failure
 from kbtools.cli.grant_cmds import add_grant_options, add_token_option, grant_mode, run_grant_mode
 from kbtools.errors import EXIT_FINDINGS, EXIT_OK, KbError, UsageError
 from kbtools.index.hashing import FileChanging
@@ -37,7 +37,8 @@ def find_hosted_root(path: Path) -> Path | None:
 
 
 def local_url_record(text: str, *, with_sha1: bool = False) -> dict[str, Any]:
-    """``{"path", "url"}`` (plus ``sha1`` and ``sha1_url``) for a local path; raises RecordError."""
+    """``{"path", "url"}`` (plus ``sha1`` and ``sha1_url``), then ``status``, for a local path;
+    raises RecordError."""
     if text.startswith(URL_SCHEMES):
         raise RecordError("url-not-supported",
                           "resolving URLs is not available yet: give a local path")
@@ -74,23 +75,24 @@ def local_url_record(text: str, *, with_sha1: bool = False) -> dict[str, Any]:
             raise RecordError("unreadable", f"cannot read: {exc.strerror}") from None
         record["sha1"] = rec.sha1
         record["sha1_url"] = f"sha1://{rec.sha1}/{relpath.rsplit('/', 1)[-1]}"
+    record["status"] = "ok"
     return record
 
 
 def remote_url_record(text: str, hub: str | None) -> tuple[dict[str, Any], int]:
     """A URL resolved by the hub: ``{url, type, sha1, size, download_urls}`` for a file,
-    ``{url, type, entries}`` for a directory, or ``{url, error, message}``; with its exit code."""
+    ``{url, type, entries}`` for a directory (each with ``status`` ``ok``), or
+    ``{url, status: error, code, message}``; with its exit code."""
     from kbtools.client import BadUrl, NotFound, PeerError, resolve  # requests: only for URLs
+    from kbtools.client.errors import failure_code
 
     if hub is None and not text.startswith(("http://", "https://")):
-        return {"url": text, "error": "no-hub",
-                "message": "no hub to ask: pass --hub URL or set KBUCKET_URL"}, EXIT_FINDINGS
+        return {"url": text, **failure("no-hub", "no hub to ask: pass --hub URL or set KBUCKET_URL")}, \
+            EXIT_FINDINGS
     try:
-        return resolve(text, hub).record(), EXIT_OK
+        return {**resolve(text, hub).record(), "status": "ok"}, EXIT_OK
     except (BadUrl, NotFound, PeerError) as exc:
-        code = "bad-url" if isinstance(exc, BadUrl) else "not-found" if isinstance(exc, NotFound) \
-            else "untrusted-certificate" if "TLS certificate" in str(exc) else "unreachable"
-        return {"url": text, "error": code, "message": str(exc)}, exc.exit_code
+        return {"url": text, **failure(failure_code(exc), str(exc))}, exc.exit_code
 
 
 class KbUrl(Command):
@@ -98,7 +100,8 @@ class KbUrl(Command):
     description = (
         "Print the kbucket://NODEID/<path> URL of local files or directories inside a hosted\n"
         "directory (the nearest one above them holding .kbucket/kbnode.json with a node id).\n"
-        "One JSON record per path; a path that fails gets {path, error, message}.\n"
+        "One JSON record per path, with status ok; a path that fails gets\n"
+        "{path, status: error, code, message}.\n"
         "A kbucket://, sha1:// or http(s):// URL is resolved by the hub (--hub, else $KBUCKET_URL):\n"
         "{url, type, sha1, size, download_urls, content_url} for a file, {url, type, entries} for a\n"
         "directory. content_url is the hub's cacheable https://HUB/sha1/SHA1/name URL of the file.\n\n"
@@ -153,7 +156,7 @@ class KbUrl(Command):
                 self.emit(local_url_record(text, with_sha1=self.args.sha1))
             except RecordError as exc:
                 failed += 1
-                self.emit({"path": text, "error": exc.code, "message": str(exc)})
+                self.emit({"path": text, **failure(exc.code, str(exc))})
         return max(remote_code, EXIT_FINDINGS if failed else EXIT_OK)
 
 

@@ -32,3 +32,16 @@ class VerificationError(PeerError):
 
 class BadHubUrl(UsageError, ClientError):
     """The hub URL given (``--hub``, ``KBUCKET_URL``) is not an http(s) URL: a usage error (exit 2)."""
+
+
+def failure_code(exc: KbError) -> str | None:
+    """The stable ``code`` of a record that failed with ``exc`` (kb-url, kb-get), when it has one."""
+    if isinstance(exc, BadUrl):
+        return "bad-url"
+    if isinstance(exc, NotFound):
+        return "not-found"
+    if isinstance(exc, VerificationError):
+        return "wrong-content"
+    if isinstance(exc, PeerError):
+        return "untrusted-certificate" if "TLS certificate" in str(exc) else "unreachable"
+    return None

@@ -143,7 +143,7 @@ def read_index_records(stream: Iterable[str], keeper: IndexKeeper,
                 record = None
             kind = record.get("type") if isinstance(record, dict) else None
             if kind == "file":
-                if "error" in record:
+                if record.get("status") == "error":
                     errors += 1
                 else:
                     files += 1

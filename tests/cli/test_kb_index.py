@@ -211,7 +211,7 @@ def test_a_file_that_keeps_changing_is_an_error_record(tmp_path):
         writer.kill()
         writer.wait()
     files = {f["path"]: f for f in _by_type(r.records, "file")}
-    assert files["busy"]["error"] == "file-changing" and "sha1" not in files["busy"]
+    assert files["busy"]["code"] == "file-changing" and "sha1" not in files["busy"]
     assert "sha1" in files["steady"]
     assert r.code == 1 and r.records[-1]["errors"] == 1
     validate(files["busy"], "kb-index-record")

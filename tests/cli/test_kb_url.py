@@ -82,27 +82,27 @@ def test_errors_are_records_with_exit_1(hosted, tmp_path):
     assert r.code == 1
     records = _check(r)
     assert "url" in records[0]
-    assert [x.get("error") for x in records[1:]] == [
+    assert [x.get("code") for x in records[1:]] == [
         "not-hosted", "no-such-path", "not-shared", "not-shared", "not-shared", "not-shared"]
 
 
 def test_sha1_of_a_directory_is_an_error(hosted):
     r = run_cli(KbUrl, "--sha1", hosted / "dataset1")
-    assert r.code == 1 and _check(r)[0]["error"] == "not-a-file"
+    assert r.code == 1 and _check(r)[0]["code"] == "not-a-file"
 
 
 def test_no_node_id_yet(tmp_path):
     write(tmp_path / ".kbucket" / "kbnode.json", json.dumps({"node_type": "leaf"}))
     write(tmp_path / "f", "f")
     r = run_cli(KbUrl, tmp_path / "f")
-    assert r.code == 1 and _check(r)[0]["error"] == "no-node-id"
+    assert r.code == 1 and _check(r)[0]["code"] == "no-node-id"
 
 
 def test_corrupt_kbnode_json_is_a_record_error(tmp_path):
     write(tmp_path / ".kbucket" / "kbnode.json", "{not json")
     write(tmp_path / "f", "f")
     r = run_cli(KbUrl, tmp_path / "f")
-    assert r.code == 1 and _check(r)[0]["error"] == "no-node-id"
+    assert r.code == 1 and _check(r)[0]["code"] == "no-node-id"
 
 
 def test_nearest_hosted_ancestor_wins(hosted):

@@ -44,7 +44,7 @@ def test_file_directory_and_sha1_urls(network, monkeypatch):
     direct = f"{network.share.url}/{network.node_id}/download/{quote(rel)}"
     assert file_record == {"url": network.url(rel), "type": "file", "sha1": sha1, "size": 13,
                            "download_urls": [direct, f"{network.hub.url}/{network.node_id}/download/{quote(rel)}"],
-                           "content_url": f"{network.hub.url}/sha1/{sha1}/f%20%231%3F.txt"}
+                           "content_url": f"{network.hub.url}/sha1/{sha1}/f%20%231%3F.txt", "status": "ok"}
     assert sha1_record["content_url"] == f"{network.hub.url}/sha1/{sha1}/x.txt"
     assert dir_record["type"] == "dir"
     assert [e["name"] for e in dir_record["entries"]] == ["f #1?.txt"]
@@ -60,9 +60,9 @@ def test_http_download_url_of_the_share(network):
 def test_errors_are_records_with_exit_codes(network):
     missing = kb_url("--hub", network.hub.url, network.url("nope.txt"), "kbucket://ffffffffffff/")
     assert missing.code == 1
-    assert [r["error"] for r in missing.records] == ["not-found", "not-found"]
-    assert kb_url(network.url("nope.txt")).records[0]["error"] == "no-hub"
-    assert kb_url("--hub", network.hub.url, "kbucket://x/../y").records[0]["error"] == "bad-url"
+    assert [r["code"] for r in missing.records] == ["not-found", "not-found"]
+    assert kb_url(network.url("nope.txt")).records[0]["code"] == "no-hub"
+    assert kb_url("--hub", network.hub.url, "kbucket://x/../y").records[0]["code"] == "bad-url"
     down = kb_url("--hub", f"http://127.0.0.1:{free_port()}", network.url("hello.txt"))
-    assert down.code == 3 and down.records[0]["error"] == "unreachable"
+    assert down.code == 3 and down.records[0]["code"] == "unreachable"
     assert "Traceback" not in down.stderr

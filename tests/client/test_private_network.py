@@ -191,7 +191,7 @@ def test_a_grant_fetches_exactly_what_it_covers(pnet: PrivateNet, which: str, tm
 
     # revoked: refused at once, on every route
     result = run_cli(KbUrl, "--revoke", record["grant_id"], share.node_dir)
-    assert result.code == 0 and result.json["status"] == "revoked"
+    assert result.code == 0 and result.json["state"] == "revoked"
     validate(result.json, "kb-grant")
     for base in (pnet.top.url, share.url):
         r = requests.get(f"{base}/{nid}/download/dataset1/params.json",
@@ -199,7 +199,7 @@ def test_a_grant_fetches_exactly_what_it_covers(pnet: PrivateNet, which: str, tm
         assert r.status_code == 401 and "revoked" in r.json()["error"]
     listing = run_cli(KbUrl, "--grants", share.node_dir)
     assert listing.code == 0 and token not in listing.stdout
-    assert {r["grant_id"]: r["status"] for r in listing.records}[record["grant_id"]] == "revoked"
+    assert {r["grant_id"]: r["state"] for r in listing.records}[record["grant_id"]] == "revoked"
 
 
 def test_a_grant_is_useless_on_another_share(pnet: PrivateNet) -> None:

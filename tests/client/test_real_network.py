@@ -115,7 +115,7 @@ def test_resolution_lists_the_share_first_then_the_hub(real):
         validate(record, "kb-url")
     assert result.code == 1
     assert [e["name"] for e in result.records[0]["entries"]] == ["deep.bin"]
-    assert result.records[1]["error"] == "not-found"
+    assert result.records[1]["code"] == "not-found"
 
 
 @pytest.mark.parametrize("rel", ["hello.txt", "sp ace/f #1?.txt", "ünï cødé/naïve ✓.bin", "empty.dat", BIG])

@@ -79,14 +79,14 @@ def test_wrong_certificate_is_exit_3_everywhere(network, pki, tmp_path, monkeypa
         assert "Traceback" not in got.stderr
         resolved = run_cli(KbUrl, url, "--hub", hub.ready["listen_url"], *args)
         assert resolved.code == 3
-        assert resolved.records[0]["error"] == "untrusted-certificate"
+        assert resolved.records[0]["code"] == "untrusted-certificate"
         validate(resolved.records[0], "kb-url")
     # the conventions of other tools are honoured too, after KBUCKET_CA_FILE
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki["other_ca"]))
     assert run_cli(KbUrl, url, "--hub", hub.ready["listen_url"]).code == 3
     monkeypatch.setenv("KBUCKET_CA_FILE", str(pki["ca"]))
     found = run_cli(KbUrl, url, "--hub", hub.ready["listen_url"])
-    assert found.records[0]["error"] == "not-found"  # verified: the hub answered
+    assert found.records[0]["code"] == "not-found"  # verified: the hub answered
     # kb-host under another CA: a clear refusal, exit 3, no retry as plain text
     monkeypatch.delenv("KBUCKET_CA_FILE")
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")

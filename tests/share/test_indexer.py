@@ -61,7 +61,7 @@ def test_kb_index_records_on_stdin_hold_the_walk_and_trigger_a_refresh():
     lines = [
         {"type": "file", "path": "a", "size": 1, "mtime": 1.0, "sha1": "a" * 40, "fcs": "head1000-" + "a" * 40,
          "cached": False},
-        {"type": "file", "path": "b", "size": 1, "mtime": 1.0, "error": "file-unreadable", "message": "x"},
+        {"type": "file", "path": "b", "size": 1, "mtime": 1.0, "status": "error", "code": "file-unreadable", "message": "x"},
         {"type": "dataset", "path": "d"},
         {"type": "summary"},
     ]
