@@ -1,4 +1,4 @@
-"""The conda package: recipes agree with pyproject.toml, and the package builds, installs and runs.
+"""The conda package: recipe.yaml agrees with pyproject.toml, and the package builds, installs and runs.
 
 Negative controls run the same check (and once the build) on mutated copies of the project in
 tmp_path, so a check that stopped looking would fail here.
@@ -21,7 +21,7 @@ conda = importlib.util.module_from_spec(SPEC)
 sys.modules[SPEC.name] = conda  # dataclasses look their module up by name
 SPEC.loader.exec_module(conda)
 
-RECIPES = ("recipe.yaml", "meta.yaml", "variants.yaml", "conda_build_config.yaml")
+RECIPES = ("recipe.yaml", "variants.yaml")
 
 
 @pytest.fixture
@@ -52,22 +52,22 @@ def first_script(root: Path) -> tuple[str, str]:
 
 @functools.cache
 def problems_of_checkout() -> tuple[str, ...]:
-    return tuple(conda.check_recipes(ROOT))
+    return tuple(conda.check_recipe(ROOT))
 
 
 def new_problems(root: Path) -> list[str]:
     """What the check finds in a mutated copy and not in the checkout: what the mutation broke.
     (So these controls stay meaningful even while the checkout itself has a difference.)"""
-    return [problem for problem in conda.check_recipes(root) if problem not in problems_of_checkout()]
+    return [problem for problem in conda.check_recipe(root) if problem not in problems_of_checkout()]
 
 
 def test_recipes_agree_with_pyproject(capsys):
     assert conda.main(["check"]) == 0, capsys.readouterr().err
-    assert capsys.readouterr().out == "recipe.yaml and meta.yaml agree with pyproject.toml\n"
+    assert capsys.readouterr().out == "recipe.yaml agrees with pyproject.toml\n"
 
 
 def test_copy_of_project_is_faithful(project):
-    assert conda.check_recipes(project) == list(problems_of_checkout())
+    assert conda.check_recipe(project) == list(problems_of_checkout())
 
 
 def test_command_missing_from_recipe_is_named(project):
@@ -81,55 +81,35 @@ def test_recipes_lagging_behind_a_new_command_are_named(project):
     command, target = first_script(project)
     edit(project / "pyproject.toml", f'{command} = "{target}"\n',
          f'{command} = "{target}"\nkb-new = "{target}"\n')
-    problems = new_problems(project)
-    for recipe in ("recipe.yaml", "meta.yaml"):
-        assert f"{recipe}: entry point missing: `kb-new = {target}` (from [project.scripts])" in problems
-        assert f"{recipe}: tests do not run `kb-new --help` (a command of [project.scripts])" in problems
-    assert len(problems) == 4
+    assert new_problems(project) == [
+        f"recipe.yaml: entry point missing: `kb-new = {target}` (from [project.scripts])",
+        "recipe.yaml: tests do not run `kb-new --help` (a command of [project.scripts])"]
 
 
 def test_dependency_missing_from_recipe_is_named(project):
-    edit(project / "conda-recipe" / "meta.yaml", "    - aiohttp\n", "")
+    edit(project / "conda-recipe" / "recipe.yaml", "    - aiohttp\n", "")
     assert new_problems(project) == [
-        "meta.yaml: run requirement missing: `aiohttp` (from [project.dependencies])"]
+        "recipe.yaml: run requirement missing: `aiohttp` (from [project.dependencies])"]
 
 
 def test_new_dependency_and_version_bound_reach_the_check(project):
     edit(project / "pyproject.toml", '    "numpy",\n', '    "numpy>=1.21",\n    "zarr",\n')
-    problems = new_problems(project)
-    for recipe in ("recipe.yaml", "meta.yaml"):
-        assert f"{recipe}: run requirement missing: `numpy >=1.21` (from [project.dependencies])" in problems
-        assert f"{recipe}: run requirement missing: `zarr` (from [project.dependencies])" in problems
-        assert f"{recipe}: run requirement not in [project.dependencies]: `numpy`" in problems
-    assert len(problems) == 6
+    assert new_problems(project) == [
+        "recipe.yaml: run requirement missing: `numpy >=1.21` (from [project.dependencies])",
+        "recipe.yaml: run requirement missing: `zarr` (from [project.dependencies])",
+        "recipe.yaml: run requirement not in [project.dependencies]: `numpy`"]
 
 
 def test_broken_entry_point_in_recipe_is_named(project):
     command, target = first_script(project)
     module, _, function = target.partition(":")
     broken = f"{module}_typo:{function}"
-    edit(project / "conda-recipe" / "meta.yaml", f"    - {command} = {target}\n", f"    - {command} = {broken}\n")
+    edit(project / "conda-recipe" / "recipe.yaml", f"      - {command} = {target}\n",
+         f"      - {command} = {broken}\n")
     assert new_problems(project) == [
-        f"meta.yaml: entry point missing: `{command} = {target}` (from [project.scripts])",
-        f"meta.yaml: entry point not in [project.scripts]: `{command} = {broken}`",
+        f"recipe.yaml: entry point missing: `{command} = {target}` (from [project.scripts])",
+        f"recipe.yaml: entry point not in [project.scripts]: `{command} = {broken}`",
     ]
-
-
-@pytest.mark.parametrize("mutation, message", [
-    (":main", "no module kbtools.cli.nowhere in the source tree"),
-    (":nothing", "defines no `nothing`"),
-])
-def test_entry_point_that_points_nowhere_is_named(project, mutation, message):
-    command, target = first_script(project)
-    module, _, _ = target.partition(":")
-    broken = ("kbtools.cli.nowhere" if mutation == ":main" else module) + mutation
-    # Broken everywhere at once: the recipes agree with pyproject.toml, the target does not exist.
-    edit(project / "pyproject.toml", f'{command} = "{target}"', f'{command} = "{broken}"')
-    for recipe in ("recipe.yaml", "meta.yaml"):
-        edit(project / "conda-recipe" / recipe, f"{command} = {target}", f"{command} = {broken}")
-    problems = new_problems(project)
-    assert len(problems) == 1 and problems[0].startswith(f"[project.scripts] {command} = {broken}: ")
-    assert message in problems[0]
 
 
 def test_version_drift_is_named(project):
@@ -138,16 +118,13 @@ def test_version_drift_is_named(project):
     problems = new_problems(project)
     version = conda.read_project(ROOT).version
     assert problems == [
-        f"recipe.yaml: version is '{version}', the package's __version__ says '9.9.9'",
-        f"meta.yaml: version is '{version}', the package's __version__ says '9.9.9'",
-    ]
+        f"recipe.yaml: version is '{version}', the package's __version__ says '9.9.9'"]
 
 
 def test_python_floor_drift_is_named(project):
     edit(project / "pyproject.toml", 'requires-python = ">=3.10"', 'requires-python = ">=3.12"')
     problems = new_problems(project)
     assert "variants.yaml: python_min is ['3.10'], requires-python says ['3.12']" in problems
-    assert "conda_build_config.yaml: python_min is ['3.10'], requires-python says ['3.12']" in problems
 
 
 def test_license_drift_is_named(project):
@@ -158,9 +135,9 @@ def test_license_drift_is_named(project):
 
 def test_command_not_tested_by_recipe_is_named(project):
     command, _ = first_script(project)
-    edit(project / "conda-recipe" / "meta.yaml", f"    - {command} --help\n", "")
+    edit(project / "conda-recipe" / "recipe.yaml", f"      - {command} --help\n", "")
     assert new_problems(project) == [
-        f"meta.yaml: tests do not run `{command} --help` (a command of [project.scripts])"]
+        f"recipe.yaml: tests do not run `{command} --help` (a command of [project.scripts])"]
 
 
 def test_recipe_that_does_not_render_gives_one_line(project, capsys):
@@ -172,12 +149,11 @@ def test_recipe_that_does_not_render_gives_one_line(project, capsys):
 
 
 def test_check_command_line_names_each_difference(project, capsys):
-    edit(project / "conda-recipe" / "recipe.yaml", "    - tqdm\n", "")
-    edit(project / "conda-recipe" / "meta.yaml", "    - tqdm\n", "    - tqdm\n    - pandas\n")
+    edit(project / "conda-recipe" / "recipe.yaml", "    - tqdm\n", "    - pandas\n")
     assert conda.main(["check", "--root", str(project)]) == 1
     assert [line for line in capsys.readouterr().err.splitlines() if line not in problems_of_checkout()] == [
         "recipe.yaml: run requirement missing: `tqdm` (from [project.dependencies])",
-        "meta.yaml: run requirement not in [project.dependencies]: `pandas`",
+        "recipe.yaml: run requirement not in [project.dependencies]: `pandas`",
     ]
 
 
