@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,31 @@ from kbtools.node.config import (
 )
 
 DEFAULT_BIND = "127.0.0.1"
+# Seconds the connected line waits for a kbtools hub's probe of the listen_url (the hub gives up
+# after 3 s); past it the line says null and a `reachability` line follows.
+REACH_WAIT = 5.0
 
 
 def first_line(node_id: str, hub_url: str, listen_url: str, name: str,
-               parent_info: dict[str, Any] | None) -> dict[str, Any]:
+               parent_info: dict[str, Any] | None, reachable: bool | None = None,
+               reachable_reason: str | None = None) -> dict[str, Any]:
     """The line printed once the share is connected."""
     hub = hub_url.rstrip("/")
     return {"event": "connected", "node_id": node_id, "name": name, "parent_hub_url": hub,
             "parent_hub_id": (parent_info or {}).get("node_id"),
             "parent_hub_name": (parent_info or {}).get("name"),
             "kbucket_url": f"kbucket://{node_id}/", "browse_url": f"{hub}/?node_id={node_id}",
-            "listen_url": listen_url}
+            "listen_url": listen_url, "reachable": reachable, "reachable_reason": reachable_reason}
+
+
+def reach_message(reachable: bool | None, reason: str, listen_url: str) -> str:
+    if reachable:
+        return f"the parent hub reached this share at its listen_url ({reason}): clients can " \
+               "download directly"
+    if reachable is False:
+        return f"the parent hub could not reach this share's listen_url {listen_url} ({reason}): " \
+               "clients download through the hub (see --bind and --listen-url)"
+    return f"the parent hub could not tell whether {listen_url} is reachable ({reason})"
 
 
 class KbHost(Command):
@@ -42,7 +57,8 @@ class KbHost(Command):
         "and keeps the answers in DIR/.kbucket/kbnode.json; later runs ask nothing (--reconfigure\n"
         "asks again). Without a terminal (cron, systemd, make), the options below answer them:\n"
         "  kb-host DIR --hub URL --owner NAME --email EMAIL --agree\n\n"
-        "stdout: one JSON line once connected (node_id, parent hub, kbucket:// URL, browse URL),\n"
+        "stdout: one JSON line once connected (node_id, parent hub, kbucket:// URL, browse URL,\n"
+        "whether the hub reached the listen_url directly),\n"
         "then one JSON line per event (reconnections, refusals, index updates), `stopped` last.\n"
         "kb-index records on stdin are used when stdin is not a terminal: `kb-index . | kb-host .`\n\n"
         "The parent hub passcode comes from --passcode-file, else $KBUCKET_HUB_PASSCODE, else\n"
@@ -156,22 +172,46 @@ class KbHost(Command):
               listen_url: str) -> None:
         connected = False
         early: list[dict[str, Any]] = []  # index and stdin events from before the first line
+        waiting: list[dict[str, Any]] = []  # the connected line, while it waits for the hub's probe
+        deadline = 0.0
+
+        def connected_line() -> None:
+            self.emit(waiting.pop())
+            for past in early:
+                self.emit(past)
+            early.clear()
+
         while True:
+            if waiting and time.monotonic() >= deadline:
+                connected_line()
             try:
                 event = events.get(timeout=0.5)
             except queue.Empty:
                 continue
             kind = event.get("event")
+            if kind == "reachability":
+                reachable, reason = event.get("reachable"), str(event.get("reason") or "")
+                self.say(reach_message(reachable, reason, listen_url))
+                if waiting:
+                    waiting[0].update(reachable=reachable, reachable_reason=reason)
+                    connected_line()
+                elif connected:
+                    self.emit(event)
+                continue
+            if waiting and kind not in ("index", "stdin"):
+                connected_line()  # anything else is printed after the connected line
             if kind == "registered":
                 parent = event.get("parent_hub") or {}
                 if not connected:
                     connected = True
                     self.say(f"connected to parent hub {parent.get('name')} ({hub_url}); "
                              f"browse: {hub_url.rstrip('/')}/?node_id={host.node_id}")
-                    self.emit(first_line(host.node_id, hub_url, listen_url,
-                                         str(host.node.config.get("name", "")), parent))
-                    for past in early:
-                        self.emit(past)
+                    waiting.append(first_line(host.node_id, hub_url, listen_url,
+                                              str(host.node.config.get("name", "")), parent))
+                    deadline = time.monotonic() + (REACH_WAIT if event.get("reachability_pending")
+                                                   else 0.0)
+                    if not event.get("reachability_pending"):
+                        connected_line()
                 else:
                     self.say(f"reconnected to parent hub {parent.get('name')}")
                     self.emit({"event": "reconnected", "parent_hub_url": hub_url.rstrip("/"),
@@ -191,7 +231,7 @@ class KbHost(Command):
                 self.say(f"indexed {event['files']} files ({event['added']} added, "
                          f"{event['changed']} changed, {event['removed']} removed, "
                          f"{event['errors']} errors)")
-            if connected:
+            if connected and not waiting:
                 self.emit(event)
             elif kind in ("index", "stdin"):
                 early.append(event)

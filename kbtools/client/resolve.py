@@ -178,25 +178,39 @@ def found_urls(answer: dict[str, Any] | None) -> tuple[list[str], list[dict[str,
     """Download URLs (made safe to request), results and routes of a ``find`` answer.
 
     A hub lists the URLs of each result share first, then the hubs (§4.4): the first URL of each
-    result is ``direct``, the others ``hub``.
+    result is ``direct``, the others ``hub``. A kbtools hub lists the share's own URL last when it
+    could not reach it, and names it in ``kbtools_unreachable``: that one is ``direct``.
     """
     if not answer or not answer.get("found"):
         return [], [], {}
     results = [r for r in answer.get("results") or [] if isinstance(r, dict)]
-    urls: list[str] = []
-    routes: dict[str, str] = {}
-    previous: tuple[str, str] | None = None
+    moved = answer.get("kbtools_unreachable")
+    unreachable = {u for u in moved if isinstance(u, str)} if isinstance(moved, list) else set()
+    found: list[tuple[str, str, tuple[str, str] | None]] = []  # (as listed, encoded, group)
     for url in answer.get("urls") or []:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             continue
         group = None
+        listed = url
         for result in results:
             node_id, path = str(result.get("kbshare_id", "")), str(result.get("path", ""))
             if node_id and f"/{node_id}/download/" in url:
                 url = encode_found_url(url, node_id, path)
                 group = (node_id, path)
                 break
-        routes.setdefault(url, "direct" if group is not None and group != previous else "hub")
+        found.append((listed, url, group))
+    moved_groups = {group for listed, _, group in found if listed in unreachable}
+    urls: list[str] = []
+    routes: dict[str, str] = {}
+    previous: tuple[str, str] | None = None
+    for listed, url, group in found:
+        if listed in unreachable:
+            route = "direct"
+        elif group in moved_groups:
+            route = "hub"
+        else:
+            route = "direct" if group is not None and group != previous else "hub"
+        routes.setdefault(url, route)
         previous = group
         urls.append(url)
     return urls, results, routes

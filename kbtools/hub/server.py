@@ -120,6 +120,9 @@ class Hub:
         self._stopping = False
         self._subtree: dict[str, dict[str, Any]] | None = None  # descendant_nodes, until it changes
         self.leaf_index = LeafIndex()
+        from kbtools.hub.reach import Prober
+        self.prober = Prober()
+        self._probes: dict[ChildConnection, asyncio.Task[None]] = {}  # at most one per registration
 
     # ---------------------------------------------------------------- life cycle
 
@@ -158,9 +161,10 @@ class Hub:
         if self._stopping:
             return
         self._stopping = True
-        for task in self._tasks:
+        tasks = self._tasks + list(self._probes.values())
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):
@@ -459,6 +463,7 @@ class Hub:
                           listen_url=str(event.info.get("listen_url", ""))[:300],
                           fast_path=event.fast_path)
                 self._subtree_changed()
+                self._start_probe(link, event)
             elif isinstance(event, NodeDataUpdated):
                 self._count("report_node_data_messages_from_child")
                 if link.conn.node_type == "hub":
@@ -470,6 +475,9 @@ class Hub:
                 self.emit("index_refused", node_id=event.node_id, index_bytes=event.index_bytes,
                           held_bytes=event.held_bytes, limit_bytes=event.limit_bytes)
             elif isinstance(event, ConnectionClosed):
+                probe = self._probes.pop(link.conn, None)
+                if probe is not None:
+                    probe.cancel()
                 if link.conn.registered and link.conn.node_type == "leaf" and link.conn.node_id:
                     self.leaf_index.remove(link.conn.node_id)
                     if self.registry.leaves.get(link.conn.node_id) is None:
@@ -487,6 +495,28 @@ class Hub:
                 await link.ws.close()
             except (ConnectionError, RuntimeError):
                 pass
+
+    def _start_probe(self, link: ChildLink, event: ChildRegistered) -> None:
+        """Probe a child's listen_url once after it registered (none advertised: no probe)."""
+        listen_url = event.info.get("listen_url")
+        if not self.settings.limits.probe_reachability or self._stopping \
+                or not isinstance(listen_url, str) or not listen_url.strip():
+            return
+        conn = link.conn
+        task = asyncio.create_task(self._probe(link, listen_url))
+        self._probes[conn] = task
+        task.add_done_callback(lambda t: self._probes.pop(conn, None)
+                               if self._probes.get(conn) is t else None)
+
+    async def _probe(self, link: ChildLink, listen_url: str) -> None:
+        conn = link.conn
+        reach = await self.prober.check(listen_url, link.address, conn.node_id or "")
+        if conn.closed:
+            return
+        frames = conn.reachability_found(reach.reachable, reach.reason)
+        self.emit("child_reachability", node_id=conn.node_id, node_type=conn.node_type,
+                  listen_url=listen_url[:300], reachable=reach.reachable, reason=reach.reason[:300])
+        await link.send(frames)
 
     def _subtree_changed(self) -> None:
         self._subtree = None

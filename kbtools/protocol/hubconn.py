@@ -20,8 +20,9 @@ from kbtools.protocol.canonical import canonical_json, js_number, load_public_ke
 from kbtools.protocol.errors import RemoteProtocolError
 from kbtools.node.identity import node_id_for_public_key
 from kbtools.protocol.messages import (
-    ConfirmRegistration, EndResponse, ErrorReply, Ok, ReportError, SetResponseHeaders, SetTopHubUrl,
-    SIGNATURE, WriteResponseData, loads_network_json, parse_response_message,
+    REACHABILITY_VERSION, ConfirmRegistration, EndResponse, ErrorReply, Ok, Reachability, ReportError,
+    SetResponseHeaders, SetTopHubUrl, SIGNATURE, WriteResponseData, loads_network_json,
+    offers_reachability, parse_response_message,
 )
 from kbtools.protocol.nodedata import NodeData
 
@@ -49,6 +50,9 @@ class HubLimits:
     # The node data of all children together (compact, `NodeData.nbytes`): a report that would
     # take the total past it is refused (IndexRefused, then an error reply and a close).
     max_index_bytes: int = MAX_INDEX_BYTES
+    # Probe each child's listen_url after it registers (kbtools.hub.reach) and tell the child
+    # the result when it offered `kbtools_reachability`.
+    probe_reachability: bool = True
 
 
 @dataclass
@@ -203,6 +207,9 @@ class ChildConnection:
         self.credit: dict[str, int] = {}  # open requests; fast path: bytes the child may still send
         self.cancelled: dict[str, int] = {}  # cancelled requests: credit the child may still have used
         self.unacked_data = 0
+        # Could the hub reach the child's listen_url directly (set by the hub's probe)? None: not known.
+        self.reachable: bool | None = None
+        self.reach_report = False  # a kbtools_reachability frame was promised in confirm_registration
 
     # -- public API
 
@@ -263,6 +270,16 @@ class ChildConnection:
         if self.closed or not self.registered or self.node_type != "hub":
             return []
         return [canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields())]
+
+    def reachability_found(self, reachable: bool | None, reason: str) -> list[str]:
+        """Note the probe's result; the frame that tells the child (only one that was promised it)."""
+        if self.closed or not self.registered:
+            return []
+        self.reachable = reachable
+        if not self.reach_report:
+            return []
+        self.reach_report = False  # once per registration
+        return [canonical_json(Reachability(reachable, reason[:300]).to_fields())]
 
     def acknowledge_data(self) -> str | None:
         """The `ok` withheld for a write_response_data (defer_data_ack), or None if none is owed."""
@@ -421,10 +438,14 @@ class ChildConnection:
             if self.limits.allow_fast_path else None
         self.fast_path = fast is not None
         self.fast_cancel = self.fast_path and fastpath.accepts_cancel(info.get(fastpath.FIELD))
+        listen_url = info.get("listen_url")
+        self.reach_report = self.limits.probe_reachability and offers_reachability(info) \
+            and isinstance(listen_url, str) and bool(listen_url.strip())
+        reach = {"version": REACHABILITY_VERSION} if self.reach_report else None
         out = Outcome()
         if node_type == "hub":
             out.replies.append(canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields()))
-        out.replies.append(canonical_json(ConfirmRegistration(self.hub.info, fast).to_fields()))
+        out.replies.append(canonical_json(ConfirmRegistration(self.hub.info, fast, reach).to_fields()))
         assert self.public_key is not None and self.node_id is not None
         out.events.append(ChildRegistered(self.node_id, self.node_type, info, self.public_key,
                                           self.fast_path))

@@ -20,9 +20,10 @@ from kbtools.protocol import fastpath
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
 from kbtools.protocol.messages import (
-    MAX_CHUNK, ConfirmRegistration, EndRequest, EndResponse, ErrorReply, InitiateRequest, Ok,
-    RegisterChildNode, ReportError, ReportNodeData, SetResponseHeaders, SetTopHubUrl,
-    WriteRequestData, WriteResponseData, loads_network_json, parse_parent_message,
+    MAX_CHUNK, REACHABILITY, REACHABILITY_VERSION, ConfirmRegistration, EndRequest, EndResponse,
+    ErrorReply, InitiateRequest, Ok, Reachability, RegisterChildNode, ReportError, ReportNodeData,
+    SetResponseHeaders, SetTopHubUrl, WriteRequestData, WriteResponseData, loads_network_json,
+    parse_parent_message,
 )
 from kbtools.protocol.objecthash import object_hash
 
@@ -50,6 +51,8 @@ def register_info(config: Mapping[str, Any], listen_url: str, node_type: str,
         info["confirm_share"] = config.get("confirm_share", "")
     if fast_path:
         info[fastpath.FIELD] = fastpath.offer()
+    if node_type == "leaf" and listen_url:  # a share asks to be told whether the hub reached it
+        info[REACHABILITY] = {"version": REACHABILITY_VERSION}
     return info
 
 
@@ -59,6 +62,15 @@ def register_info(config: Mapping[str, Any], listen_url: str, node_type: str,
 class Registered:
     parent_info: dict[str, Any]
     fast_path: bool
+    reachability_pending: bool = False  # a kbtools hub probes our listen_url: Reached follows
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The hub's probe of our listen_url: reachable True/False, None when it could not tell."""
+
+    reachable: bool | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ class RequestCancelled:
 
 
 LinkEvent = Union[Registered, TopHubUrl, HubError, RequestStarted, RequestBody, RequestEnded,
-                  CreditGranted, RequestCancelled]
+                  CreditGranted, RequestCancelled, Reached]
 
 
 @dataclass
@@ -206,6 +218,8 @@ class ParentLink:
         except ValueError:
             raise RemoteProtocolError("Unable to parse message from hub") from None
         msg = parse_parent_message(obj)
+        if isinstance(msg, Reachability):  # not a reply to a frame of ours: the polite queue waits on
+            return LinkOutcome(events=[Reached(msg.reachable, msg.reason)])
         out = LinkOutcome()
         # Any text frame from the hub releases the polite queue.
         self.awaiting_response = False
@@ -224,7 +238,8 @@ class ParentLink:
             self.window = window if isinstance(window, int) and window > 0 else 0
             if self.fast_path and self.window == 0:
                 self.fast_path = False
-            out.events.append(Registered(msg.info, self.fast_path))
+            out.events.append(Registered(msg.info, self.fast_path,
+                                         msg.reachability is not None and REACHABILITY in self.info))
         elif isinstance(msg, SetTopHubUrl):
             self.top_hub_url = msg.top_hub_url
             out.events.append(TopHubUrl(msg.top_hub_url))

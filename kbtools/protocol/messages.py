@@ -55,12 +55,42 @@ def _check_request_id(rid: Any, remote: bool = False) -> None:
 class ConfirmRegistration:
     info: dict[str, Any]
     fast_tunnel: dict[str, Any] | None = None  # kbtools peers only; an original child ignores it
+    # kbtools peers only: a `kbtools_reachability` frame follows (the hub probes the listen_url)
+    reachability: dict[str, Any] | None = None
 
     def to_fields(self) -> dict[str, Any]:
         d: dict[str, Any] = {"command": "confirm_registration", "info": self.info}
         if self.fast_tunnel is not None:
             d["kbtools_tunnel"] = self.fast_tunnel
+        if self.reachability is not None:
+            d[REACHABILITY] = self.reachability
         return d
+
+
+# kbtools: whether the hub reached the child's listen_url directly. The child offers
+# `"kbtools_reachability": {"version": 1}` in its register info; a hub that will probe answers
+# with the same field in confirm_registration, then sends one `kbtools_reachability` frame with
+# the result. Sent only to a child that offered it (an original child would close on it).
+REACHABILITY = "kbtools_reachability"
+REACHABILITY_VERSION = 1
+
+
+def offers_reachability(info: Any) -> bool:
+    """Whether a child's register info offers the reachability report."""
+    offer = info.get(REACHABILITY) if isinstance(info, dict) else None
+    return isinstance(offer, dict) and offer.get("version") == REACHABILITY_VERSION
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Hub -> child, once after confirm_registration: could the hub reach the child's listen_url?
+    `reachable` None: the hub could not tell (not probed)."""
+
+    reachable: bool | None
+    reason: str = ""
+
+    def to_fields(self) -> dict[str, Any]:
+        return {"command": REACHABILITY, "reachable": self.reachable, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -130,7 +160,7 @@ class EndRequest:
 
 
 ParentMessage = Union[ConfirmRegistration, SetTopHubUrl, Ok, ErrorReply, InitiateRequest,
-                      WriteRequestData, EndRequest]
+                      WriteRequestData, EndRequest, Reachability]
 
 
 def parse_parent_message(obj: Any) -> ParentMessage | None:
@@ -169,11 +199,18 @@ def parse_parent_message(obj: Any) -> ParentMessage | None:
         info = obj.get("info")
         _require(isinstance(info, dict), "confirm_registration without info", True)
         fast = obj.get("kbtools_tunnel")
-        return ConfirmRegistration(info, fast if isinstance(fast, dict) else None)
+        reach = obj.get(REACHABILITY)
+        return ConfirmRegistration(info, fast if isinstance(fast, dict) else None,
+                                   reach if isinstance(reach, dict) else None)
     if cmd == "set_top_hub_url":
         url = obj.get("top_hub_url")
         _require(isinstance(url, str), "top_hub_url must be a string", True)
         return SetTopHubUrl(url)
+    if cmd == REACHABILITY:
+        reachable = obj.get("reachable")
+        _require(reachable is None or isinstance(reachable, bool), "reachable must be a boolean",
+                 True)
+        return Reachability(reachable, str(obj.get("reason") or "")[:300])
     if obj.get("message") == "ok":
         return Ok()
     return None

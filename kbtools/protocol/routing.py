@@ -255,6 +255,8 @@ def find_answer(results: Iterable[dict[str, Any]], own_id: str, registry: ChildR
     """The find reply of spec §4.3: urls for every result, results[0].size; or found:false.
 
     `subtree`: `descendant_nodes(own_id, registry)` when the caller keeps it (a busy hub does).
+    kbtools: the own URL of a direct share this hub could not reach (its probe, `reachable` False)
+    is listed after every other URL, and named in `kbtools_unreachable`.
     """
     results = list(results)
     if not results:
@@ -265,9 +267,18 @@ def find_answer(results: Iterable[dict[str, Any]], own_id: str, registry: ChildR
     if subtree is None:
         subtree = descendant_nodes(own_id, registry)
     urls: list[str] = []
+    last: list[str] = []  # the share's own URL, when this hub could not reach it: tried last
     for r in results:
-        urls += download_urls(r["kbshare_id"], r["path"], subtree, own_listen_url)
-    return {"success": True, "found": True, "urls": urls, "results": results}
+        share_urls = download_urls(r["kbshare_id"], r["path"], subtree, own_listen_url)
+        conn = registry.leaves.get(r["kbshare_id"])
+        if conn is not None and conn.reachable is False and len(share_urls) > 1 \
+                and share_urls[0].startswith(str(conn.info.get("listen_url")) + "/"):
+            last.append(share_urls.pop(0))
+        urls += share_urls
+    answer = {"success": True, "found": True, "urls": urls + last, "results": results}
+    if last:
+        answer["kbtools_unreachable"] = last
+    return answer
 
 
 # ---------------------------------------------------------------- nodeinfo (spec §4.3)
@@ -290,17 +301,23 @@ def node_info_object(config: Mapping[str, Any], node_id: str, public_pem: str,
     return info
 
 
+def _child_entry(conn: ChildConnection) -> dict[str, Any]:
+    """A child in a hub's nodeinfo: the original's keys; kbtools adds `kbtools_reachable` once the
+    hub probed the child's listen_url (true: reached directly; false: not)."""
+    entry: dict[str, Any] = {"name": conn.info.get("name"), "listen_url": conn.info.get("listen_url")}
+    if conn.reachable is not None:
+        entry["kbtools_reachable"] = conn.reachable
+    return entry
+
+
 def nodeinfo_answer(info: dict[str, Any], metrics: Mapping[str, Any],
                     registry: ChildRegistry | None = None,
                     parent_hub_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """`/<id>/api/nodeinfo` for this node: child lists only for a hub (registry given)."""
     answer: dict[str, Any] = {"success": True, "info": info}
     if registry is not None:
-        answer["child_hubs"] = {i: {"name": c.info.get("name"), "listen_url": c.info.get("listen_url")}
-                                for i, c in registry.child_hubs.items()}
-        answer["child_leaf_nodes"] = {i: {"name": c.info.get("name"),
-                                          "listen_url": c.info.get("listen_url")}
-                                      for i, c in registry.leaves.items()}
+        answer["child_hubs"] = {i: _child_entry(c) for i, c in registry.child_hubs.items()}
+        answer["child_leaf_nodes"] = {i: _child_entry(c) for i, c in registry.leaves.items()}
     if parent_hub_info is not None:
         answer["parent_hub_info"] = parent_hub_info
     answer["metrics"] = dict(metrics)

@@ -7,8 +7,8 @@
     host.stop()
 
 Events (dicts, `event` first) go to `on_event` from background threads: `registered`,
-`disconnected`, `refused` (with `retry_in` None: the link gave up), `request_cancelled`, `index`,
-`stdin`. They are the NDJSON lines of kb-host
+`disconnected`, `refused` (with `retry_in` None: the link gave up), `request_cancelled`,
+`reachability` (the hub's probe of the listen_url), `index`, `stdin`. They are the NDJSON lines of kb-host
 (schemas/kb-host-event.json).
 """
 from __future__ import annotations

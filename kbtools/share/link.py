@@ -33,7 +33,8 @@ from kbtools.client import tls
 from kbtools.node.config import websocket_url
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
-    DEFAULT_MAX_FRAME, HubError, ParentLink, Registered, RequestCancelled, RequestStarted, TopHubUrl,
+    DEFAULT_MAX_FRAME, HubError, ParentLink, Reached, Registered, RequestCancelled, RequestStarted,
+    TopHubUrl,
 )
 from kbtools.protocol.messages import InitiateRequest
 from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
@@ -328,7 +329,11 @@ class HubLink:
             self.connections += 1
             self.parent_info = event.parent_info
             self.on_event({"event": "registered", "parent_hub": event.parent_info,
-                           "fast_path": event.fast_path, "connections": self.connections})
+                           "fast_path": event.fast_path, "connections": self.connections,
+                           "reachability_pending": event.reachability_pending})
+        elif isinstance(event, Reached):
+            self.on_event({"event": "reachability", "reachable": event.reachable,
+                           "reason": event.reason})
         elif isinstance(event, HubError):
             self._hub_error = event.text
             if not self.link.registered:

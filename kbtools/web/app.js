@@ -336,7 +336,8 @@
         const owner = h("td", { class: "owner" });
         const connected = child.connected !== false;
         const status = h("td", { class: "status" },
-          h("span", { class: connected ? "state on" : "state off" }, connected ? "connected" : "not connected"));
+          h("span", { class: connected ? "state on" : "state off" }, connected ? "connected" : "not connected"),
+          reachMarker(child.kbtools_reachable));
         const row = h("tr", { "data-node-id": child.id },
           h("td", { class: "name" },
             h("a", { href: viewHref(kind, child.id) }, child.name || child.id),
@@ -355,6 +356,17 @@
         return row;
       },
     });
+  }
+
+  /** Whether the hub reached a child's own URL (a kbtools hub's probe): downloads go direct or through it. */
+  function reachMarker(reachable) {
+    if (reachable === true) {
+      return h("span", { class: "reach direct", title: "The hub reached its own URL: clients can download from it directly" }, "direct");
+    }
+    if (reachable === false) {
+      return h("span", { class: "reach hub-only", title: "The hub could not reach its own URL: downloads go through the hub" }, "via hub only");
+    }
+    return null;
   }
 
   /** Reads children's nodeinfo a few at a time, for rows that are on screen. */

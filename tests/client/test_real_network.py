@@ -283,8 +283,10 @@ def hub_only(tmp_path):
 
 def test_a_share_reachable_only_through_the_hub_then_the_hub_dies_mid_transfer(hub_only, cache, tmp_path):
     network, contents = hub_only
-    direct = resolve(network.url("sub/deep.bin"), network.hub_url).download_urls[0]
-    assert direct.startswith(network.share_url)
+    urls = resolve(network.url("sub/deep.bin"), network.hub_url).download_urls
+    assert network.share.ready["reachable"] is False  # the hub's probe: listed last by find
+    direct = urls[-1]
+    assert direct.startswith(network.share_url) and urls[0].startswith(network.hub_url + "/")
     with pytest.raises(requests.ConnectionError):
         requests.head(direct, timeout=5)
     small = kb_get(network, network.url("sub/deep.bin"), "-o", tmp_path / "deep.bin")

@@ -12,6 +12,7 @@ from kbtools.node.config import websocket_url
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.hubconn import HubLimits
 from kbtools.protocol.leafconn import register_info
+from kbtools.protocol.messages import REACHABILITY
 from tests.hub.children import HubNode, now_ms
 from tests.protocol.vectors import identity, kbnode
 
@@ -19,6 +20,7 @@ from tests.protocol.vectors import identity, kbnode
 def register(name="share", passcode="hubpass", ts=None, **info_changes) -> str:
     config = kbnode(name)
     info = register_info(config, config["listen_url"], "leaf", fast_path=False)
+    info.pop(REACHABILITY)  # frame by frame: no report that comes when the probe ends
     info.update(info_changes)
     return Signer(identity(name)).frame({"command": "register_child_node", "info": info, "passcode": passcode},
                                         now_ms() if ts is None else ts)

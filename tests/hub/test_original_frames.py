@@ -7,6 +7,7 @@ import requests
 import websocket
 
 from kbtools.node.config import websocket_url
+from kbtools.protocol.hubconn import HubLimits
 from tests.hub.children import HubNode
 from tests.protocol.vectors import VECTORS, child_frames, http
 
@@ -15,7 +16,9 @@ IDS = http()["ids"]
 
 def replay(lt, tmp_path):
     clock = {"t": child_frames()[0]["t"]}
-    hub = HubNode(lt, tmp_path / "hub", copy_from=VECTORS / "nodes" / "hub", clock=lambda: clock["t"])
+    # No probe of the recorded listen_urls (nothing listens there): the answers are the original's.
+    hub = HubNode(lt, tmp_path / "hub", copy_from=VECTORS / "nodes" / "hub", clock=lambda: clock["t"],
+                  limits=HubLimits(probe_reachability=False))
     sockets = {c: websocket.create_connection(websocket_url(hub.url), timeout=10) for c in (1, 2)}
     replies = {1: [], 2: []}
     for r in child_frames():

@@ -34,7 +34,7 @@ def test_hub_share_dataset_and_download(page, network):
     row = shares.locator(f'tr[data-node-id="{network.share_id}"]')
     expect(row.locator("td.description")).to_have_text(SHARE_DESCRIPTION)
     expect(row.locator("td.owner")).to_contain_text(OWNER)
-    expect(row.locator("td.status")).to_have_text("connected")
+    expect(row.locator("td.status .state")).to_have_text("connected")
 
     row.get_by_role("link", name=network.share_name, exact=True).click()
     expect(page).to_have_url(re.compile(rf"\?share={network.share_id}$"))
