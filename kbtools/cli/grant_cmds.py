@@ -101,14 +101,14 @@ def run_grant_mode(command: Any) -> int:
     if not GRANT_ID_RE.match(args.revoke):
         raise UsageError(f"--revoke: not a grant id (16 hex digits): {args.revoke[:40]!r}")
     try:
-        record = store.revoke(args.revoke, now)
+        revoked = store.revoke(args.revoke, now)
     except OSError as exc:
         raise RuntimeFailure(f"cannot write {store.path}: {exc.strerror}") from None
-    if record is None:
+    if revoked is None:
         command.emit({"grant_id": args.revoke,
                       **failure("no-such-grant", f"share {node_id} has no grant {args.revoke}")})
         return EXIT_FINDINGS
-    command.emit(listed(record, now))
+    command.emit(listed(revoked, now))
     return EXIT_OK
 
 

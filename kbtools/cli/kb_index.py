@@ -217,7 +217,7 @@ class KbIndex(Command):
                 renderer = cached_lines_renderer(digests)
                 with contextlib.closing(index.scan_blocks(progress, renderer)) as outcomes:
                     for outcome in outcomes:
-                        if type(outcome) is CachedDir:
+                        if isinstance(outcome, CachedDir):
                             if DATASET_FILE in outcome.names:
                                 dataset_dirs.append(outcome.prefix[:-1] or ".")
                             if batch:

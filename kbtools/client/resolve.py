@@ -221,7 +221,9 @@ def _unique(urls: list[str]) -> list[str]:
 
 
 def _file_entry_fields(item: dict[str, Any]) -> tuple[str | None, int | None]:
-    prv = item.get("prv") if isinstance(item.get("prv"), dict) else {}
+    prv = item.get("prv")
+    if not isinstance(prv, dict):
+        prv = {}
     sha1 = prv.get("original_checksum") if isinstance(prv.get("original_checksum"), str) else None
     size = item.get("size", prv.get("original_size"))
     return (sha1.lower() if sha1 else None), (size if isinstance(size, int) else None)

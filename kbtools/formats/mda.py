@@ -247,11 +247,13 @@ def check_mda_data(info: MdaInfo, chunk_bytes: int = 64 * 1024 * 1024) -> list[F
         return []
     import numpy as np
 
-    count = (h.expected_size - h.header_size) // h.itemsize  # type: ignore[operator]
-    present = max(0, info.file_size - h.header_size) // h.itemsize  # type: ignore[operator]
+    itemsize = h.itemsize
+    assert itemsize is not None  # a known dtype (checked above) has one
+    count = (h.expected_size - h.header_size) // itemsize
+    present = max(0, info.file_size - h.header_size) // itemsize
     of = f"{count}" if present >= count else f"the {present} present (of {count})"
     count = min(count, present)
-    per_chunk = max(1, chunk_bytes // h.itemsize)
+    per_chunk = max(1, chunk_bytes // itemsize)
     bad = 0
     first: int | None = None
     with open(info.path, "rb") as f:
@@ -259,8 +261,8 @@ def check_mda_data(info: MdaInfo, chunk_bytes: int = 64 * 1024 * 1024) -> list[F
         done = 0
         while done < count:
             n = min(per_chunk, count - done)
-            data = f.read(n * h.itemsize)
-            n = len(data) // h.itemsize  # the file may have shrunk since its stat
+            data = f.read(n * itemsize)
+            n = len(data) // itemsize  # the file may have shrunk since its stat
             if n == 0:
                 break
             block = np.frombuffer(data, dtype=h.numpy_dtype, count=n)
@@ -292,8 +294,9 @@ def read_mda(path: str | os.PathLike[str]) -> Any:
     h = info.header
     if 0 in h.dims:  # mmap cannot map zero bytes
         return np.zeros(h.dims, dtype=h.numpy_dtype, order="F")
-    return np.memmap(path, dtype=h.numpy_dtype, mode="r", offset=h.header_size, shape=h.dims,
-                     order="F")
+    dtype = h.numpy_dtype
+    assert dtype is not None  # a header without errors has a known data type
+    return np.memmap(path, dtype=dtype, mode="r", offset=h.header_size, shape=h.dims, order="F")
 
 
 def write_mda(path: str | os.PathLike[str], array: Any, dtype: Any = None, *,
@@ -324,4 +327,4 @@ def write_mda(path: str | os.PathLike[str], array: Any, dtype: Any = None, *,
     data = np.ascontiguousarray(np.asarray(a, dtype=dt).T)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header)
-        f.write(memoryview(data).cast("B") if data.size else b"")
+        f.write(memoryview(data.data).cast("B") if data.size else b"")

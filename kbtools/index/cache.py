@@ -134,10 +134,11 @@ class IndexCache:
     def load(self) -> dict[str, FileRecord]:
         """Every row, keyed by relative path."""
         with self._lock:
-            if self._connection() is None:
+            db = self._connection()
+            if db is None:
                 return {}
             try:
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
                     " hashed_at_ns FROM files").fetchall()
             except sqlite3.Error as exc:
@@ -163,10 +164,11 @@ class IndexCache:
             if relpath in self._pending:
                 row = self._pending[relpath]
                 return FileRecord._make(row) if row is not None else None
-            if self._connection() is None:
+            db = self._connection()
+            if db is None:
                 return None
             try:
-                row = self._db.execute(
+                row = db.execute(
                     "SELECT relpath, size, mtime_ns, ino, sha1, head_sha1, sha256, md5,"
                     " hashed_at_ns FROM files WHERE relpath = ?", (relpath,)).fetchone()
             except sqlite3.Error:

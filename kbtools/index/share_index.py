@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import filterfalse, repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, TypeGuard
+from typing import Any, Callable, Generator, Iterable, Iterator, NamedTuple, Protocol, TypeGuard
 
 from kbtools.errors import KbError
 from kbtools.index.cache import RACY_MARGIN_NS, FileRecord, IndexCache
@@ -342,7 +342,7 @@ class ShareIndex:
                     yield item
 
     def scan_blocks(self, progress: Progress | None = None,
-                    renderer: Renderer | None = None) -> Iterator[FileOutcome | CachedDir]:
+                    renderer: Renderer | None = None) -> Generator[FileOutcome | CachedDir, None, None]:
         """Like :meth:`scan`, but a directory unchanged since the snapshot comes as one
         :class:`CachedDir` (with ``renderer``'s text for it when the snapshot holds one).
 
