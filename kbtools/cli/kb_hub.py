@@ -62,6 +62,10 @@ class KbHub(Command):
                             help="bytes a kbtools share may send ahead per download on the fast "
                                  "tunnel, in MiB (default 8): the hub holds at most this much per "
                                  "download; more is faster on busy machines")
+        parser.add_argument("--no-data-connections", action="store_true",
+                            help="keep every download body on the share's websocket (by default a "
+                                 "kbtools share sends a large body on a connection of its own to "
+                                 "this hub's URL, relayed with fewer copies)")
         parser.add_argument("--max-index-mib", type=float, default=512.0, metavar="MIB",
                             help="most memory the children's file indexes may take together, in "
                                  "MiB (default 512, about 8 million files); a report past it is "
@@ -120,6 +124,7 @@ class KbHub(Command):
             limits=HubLimits(max_leaves=self.args.max_leaves, max_child_hubs=self.args.max_child_hubs,
                              freshness_window=self.args.timestamp_window or None,
                              fast_window=int(self.args.fast_window_mib * MIB),
+                             allow_data_connections=not self.args.no_data_connections,
                              max_index_bytes=int(self.args.max_index_mib * MIB)),
             retry_forever=self.args.retry_forever,
             ssl_context=ssl_context, public_url=public_url,

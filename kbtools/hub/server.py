@@ -37,7 +37,9 @@ from kbtools.protocol.routing import (
     node_info_object, nodeinfo_answer, plan_find, route, unable_to_locate,
 )
 from kbtools.hub.leafindex import LeafIndex
+from kbtools.hub import relay
 from kbtools.hub.tunnel import ChildLink, TunnelFailed, TunnelRequest
+from kbtools.protocol import fastpath
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -213,8 +215,11 @@ class Hub:
     async def _middleware(self, request: web.Request,
                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                           ) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        upgrade = request.headers.get("Upgrade", "").lower()
+        if upgrade == "websocket":
             return await self._child_socket(request)
+        if upgrade == fastpath.DATA_UPGRADE:  # a share's data connection for one download
+            return await relay.accept(self, request)
         if request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=204, headers={
                 "Access-Control-Allow-Methods": "GET,HEAD",
@@ -280,13 +285,13 @@ class Hub:
 
     # ---------------------------------------------------------------- tunnel
 
-    def _open(self, node_id: str, method: str, path: str,
-              headers: Mapping[str, Any]) -> TunnelRequest | None:
+    def _open(self, node_id: str, method: str, path: str, headers: Mapping[str, Any],
+              data_connection: bool = False) -> TunnelRequest | None:
         r = route(node_id, self.registry)
         link = self.links.get(r.child) if r is not None else None
         if link is None:
             return None
-        return link.open(method, path, headers)
+        return link.open(method, path, headers, data_connection)
 
     async def tunnel(self, request: web.Request, node_id: str, path: str) -> web.StreamResponse:
         """Forward an HTTP request to the node that owns `node_id` and stream its answer back."""
@@ -296,7 +301,7 @@ class Hub:
         token = request.query.get("token")  # a private share's grant from a link: sent as a header
         if token and "x-kbucket-token" not in headers:
             headers["x-kbucket-token"] = token
-        tunnel = self._open(node_id, request.method, path, headers)
+        tunnel = self._open(node_id, request.method, path, headers, data_connection=True)
         if tunnel is None:
             return json_response(unable_to_locate(node_id), 500)
         timeout = self.settings.response_timeout
@@ -311,6 +316,7 @@ class Hub:
                 return json_response({"error": f"Error in response: {event.error}"}, status)
             if not isinstance(event, ResponseHeaders):
                 return error_response("Response without headers", 502)
+            tunnel.head_taken = True
             try:
                 head = check_response_head(event.status, event.status_message, event.headers)
             except InvalidResponse as e:
@@ -330,6 +336,16 @@ class Hub:
                     raise
                 except Exception:  # nothing may be written after a failed head: drop the link
                     _abort(request)
+                    return response
+                if tunnel.data is not None and left:  # the body comes on its data connection
+                    try:
+                        await tunnel.data.relay(request, response, left, timeout,
+                                                self.settings.client_write_timeout)
+                    except relay.RelayFailed:
+                        _abort(request)
+                        return response
+                    tunnel.body_complete = True
+                    await response.write_eof()
                     return response
                 while True:
                     try:

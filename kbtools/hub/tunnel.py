@@ -9,8 +9,11 @@ credit, is only sent after the client took the chunk).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
-from typing import Any, Mapping, Sequence
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from aiohttp import web
 
@@ -19,7 +22,11 @@ from kbtools.protocol.hubconn import (
 )
 from kbtools.protocol.routing import new_request_id, tunnel_request_frames
 
+if TYPE_CHECKING:
+    from kbtools.hub.relay import DataConnection
+
 ResponseEvent = ResponseHeaders | ResponseData | ResponseEnd | ResponseError
+DATA_TOKEN_TTL = 60.0  # seconds a data connection's token is good for (and it is good only once)
 
 
 class TunnelFailed(Exception):
@@ -79,14 +86,34 @@ class ChildLink:
             return [credit] if credit else []
         return []
 
-    def open(self, method: str, path: str, headers: Mapping[str, Any]) -> TunnelRequest:
-        """Start a request (the frames are sent by :meth:`TunnelRequest.start`)."""
+    def open(self, method: str, path: str, headers: Mapping[str, Any],
+             data_connection: bool = False) -> TunnelRequest:
+        """Start a request (the frames are sent by :meth:`TunnelRequest.start`). `data_connection`:
+        the caller relays a body that comes on a data connection (TunnelRequest.data); the child
+        gets a token for one if it agreed on them."""
         rid = new_request_id()
         while rid in self.requests or rid in self.conn.credit or rid in self.conn.cancelled:
             rid = new_request_id()
-        request = TunnelRequest(self, rid, tunnel_request_frames(rid, method, path, headers))
+        token = secrets.token_urlsafe(24) \
+            if data_connection and self.conn.data_connections and method == "GET" else None
+        request = TunnelRequest(self, rid, tunnel_request_frames(rid, method, path, headers,
+                                                                 data_token=token))
+        request.data_token = token
         self.requests[rid] = request
         self.conn.open_request(rid)
+        return request
+
+    def claim_data(self, request_id: str, token: str) -> TunnelRequest | None:
+        """The request a data connection belongs to, once: its token, in time, before the headers
+        came (None otherwise: a wrong token, a replay, a request that ended or is not this child's)."""
+        request = self.requests.get(request_id)
+        if request is None or request.data_token is None or request.finished \
+                or request.head_taken or self.conn.closed:
+            return None
+        expected, request.data_token = request.data_token, None  # single use, right or wrong
+        if time.monotonic() > request.token_expires or \
+                not hmac.compare_digest(expected.encode("ascii"), token.encode("ascii", "replace")):
+            return None
         return request
 
 
@@ -101,6 +128,11 @@ class TunnelRequest:
         self.owed_acks = 0
         self.credit_due = 0  # fast path: bytes consumed but not yet granted back
         self.finished = False
+        self.data_token: str | None = None  # the data connection's one-time token, until used
+        self.token_expires = time.monotonic() + DATA_TOKEN_TTL
+        self.data: DataConnection | None = None  # the body's data connection, once it came
+        self.head_taken = False  # the response headers were read (no data connection after)
+        self.body_complete = False  # the whole body came on the data connection
 
     async def start(self) -> None:
         await self.link.send(self.frames)
@@ -138,7 +170,12 @@ class TunnelRequest:
         if self.finished:
             return False
         self.finished = True
+        self.data_token = None
+        if self.data is not None:
+            self.data.release()
         self.link.requests.pop(self.request_id, None)
+        if self.body_complete:  # its end_response follows on the websocket: nothing to cancel
+            self.link.conn.close_request(self.request_id)
         cancel = self.link.conn.cancel_request(self.request_id)
         acks: list[Any] = [cancel] if cancel else []
         if not self.link.conn.fast_path:

@@ -15,6 +15,14 @@ sends CANCEL (to a child that offered it): the child stops and sends nothing mor
 A frame type this version does not know decodes as it is and is ignored by the receiver, so a later
 version may add frame types without breaking the link.
 
+Data connections (`"data_connection": 1` in both the offer and the answer): for a large file body the
+hub puts a one-time token in `http.initiate_request` (`kbtools_data_token`); the child opens a second
+connection to the hub's own URL (`GET <hub path>/.kbtools/data/<node id>/<request id>` with
+`Upgrade: kbtools-data/1` and the token in `X-Kbtools-Data-Token`), and once the hub answered
+`101 Switching Protocols` it sends the response headers on the websocket and the body's raw bytes on
+that connection (exactly Content-Length bytes, then it closes it), then `http.end_response` as usual.
+A refused upgrade (a proxy that strips it, an older hub) means the body goes on the websocket.
+
 Binary frame: type (1 byte) | len(request_id) (1 byte) | request_id (ASCII) | payload.
 """
 from __future__ import annotations
@@ -33,6 +41,14 @@ RESPONSE_DATA = 1  # child -> hub: raw response bytes
 CREDIT = 2  # hub -> child: payload is a uint32 (big-endian) number of bytes granted
 REQUEST_DATA = 3  # hub -> child: raw request body bytes
 CANCEL = 4  # hub -> child: no payload; stop the response, send nothing more for this request
+
+DATA_VERSION = 1
+DATA_FIELD = "data_connection"  # in the offer and in the answer: data connections (version)
+DATA_UPGRADE = "kbtools-data/1"  # the Upgrade protocol of a data connection
+DATA_TOKEN_HEADER = "X-Kbtools-Data-Token"
+DATA_PATH = ".kbtools/data"  # under the hub's URL: <hub>/.kbtools/data/<node id>/<request id>
+DATA_TOKEN_FIELD = "kbtools_data_token"  # in http.initiate_request, to a child that offered it
+DATA_MIN_BYTES = 512 * 1024  # smaller bodies go on the websocket (a connection costs a round trip)
 
 
 @dataclass(frozen=True)
@@ -72,9 +88,23 @@ def decode(frame: bytes) -> BinaryFrame:
     return BinaryFrame(kind, rid, bytes(frame[2 + n:]))
 
 
-def offer() -> dict[str, int | bool]:
-    """What a kbtools child puts in its register info."""
-    return {"version": VERSION, "cancel": True}
+def offer(data_connections: bool = False) -> dict[str, int | bool]:
+    """What a kbtools child puts in its register info (a share offers data connections)."""
+    offered: dict[str, int | bool] = {"version": VERSION, "cancel": True}
+    if data_connections:
+        offered[DATA_FIELD] = DATA_VERSION
+    return offered
+
+
+def offers_data(offered: object) -> bool:
+    """Whether an offer (or an answer) names data connections of this version."""
+    return isinstance(offered, dict) and offered.get(DATA_FIELD) == DATA_VERSION \
+        and not isinstance(offered.get(DATA_FIELD), bool)
+
+
+def data_path(node_id: str, request_id: str) -> str:
+    """The path of a data connection below the hub's URL (no leading slash)."""
+    return f"{DATA_PATH}/{node_id}/{request_id}"
 
 
 def accepts_cancel(offered: object) -> bool:
@@ -82,8 +112,13 @@ def accepts_cancel(offered: object) -> bool:
     return isinstance(offered, dict) and offered.get("cancel") is True
 
 
-def accept(offered: object, window: int = DEFAULT_WINDOW) -> dict[str, int] | None:
-    """The hub's answer to an offer (None: no fast path, e.g. an original child)."""
+def accept(offered: object, window: int = DEFAULT_WINDOW,
+           data_connections: bool = False) -> dict[str, int] | None:
+    """The hub's answer to an offer (None: no fast path, e.g. an original child); data connections
+    when the hub allows them and the child offered them."""
     if isinstance(offered, dict) and offered.get("version") == VERSION:
-        return {"version": VERSION, "window": window}
+        answer = {"version": VERSION, "window": window}
+        if data_connections and offers_data(offered):
+            answer[DATA_FIELD] = DATA_VERSION
+        return answer
     return None

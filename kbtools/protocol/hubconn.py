@@ -43,6 +43,9 @@ class HubLimits:
     inactivity_timeout: float = INACTIVITY_TIMEOUT
     fast_window: int = fastpath.DEFAULT_WINDOW
     allow_fast_path: bool = True
+    # Fast path to a share that offered them: large bodies come on a data connection of their own
+    # (kbtools.protocol.fastpath); False keeps every body on the websocket.
+    allow_data_connections: bool = True
     # Compatible path back-pressure: the `ok` after each write_response_data is withheld until the
     # hub calls acknowledge_data() (after the chunk went to its HTTP client). The child sends nothing
     # more until then (polite alternation), so neither side buffers more than a chunk.
@@ -203,6 +206,7 @@ class ChildConnection:
         self.closed = False
         self.fast_path = False
         self.fast_cancel = False  # fast path: the child understands CANCEL frames
+        self.data_connections = False  # fast path: large bodies may come on data connections
         self.last_received = now
         self.credit: dict[str, int] = {}  # open requests; fast path: bytes the child may still send
         self.cancelled: dict[str, int] = {}  # cancelled requests: credit the child may still have used
@@ -434,10 +438,12 @@ class ChildConnection:
             raise RemoteProtocolError(error)
         self.registered = True
         self.info = info
-        fast = fastpath.accept(info.get(fastpath.FIELD), self.limits.fast_window) \
+        fast = fastpath.accept(info.get(fastpath.FIELD), self.limits.fast_window,
+                               self.limits.allow_data_connections and node_type == "leaf") \
             if self.limits.allow_fast_path else None
         self.fast_path = fast is not None
         self.fast_cancel = self.fast_path and fastpath.accepts_cancel(info.get(fastpath.FIELD))
+        self.data_connections = self.fast_cancel and fastpath.offers_data(fast)
         listen_url = info.get("listen_url")
         self.reach_report = self.limits.probe_reachability and offers_reachability(info) \
             and isinstance(listen_url, str) and bool(listen_url.strip())

@@ -35,8 +35,9 @@ INFO_KEYS = ("name", "node_type", "kbnode_type", "scientific_research", "descrip
 
 
 def register_info(config: Mapping[str, Any], listen_url: str, node_type: str,
-                  fast_path: bool = True) -> dict[str, Any]:
-    """The register `info` in the original's key order; `listen_url` already resolved (no `.`)."""
+                  fast_path: bool = True, data_connections: bool = False) -> dict[str, Any]:
+    """The register `info` in the original's key order; `listen_url` already resolved (no `.`).
+    `data_connections`: offer them on the fast path (a share does, kbtools.protocol.fastpath)."""
     info: dict[str, Any] = {
         "listen_url": listen_url,
         "name": config.get("name", ""),
@@ -50,7 +51,7 @@ def register_info(config: Mapping[str, Any], listen_url: str, node_type: str,
     if node_type == "leaf":
         info["confirm_share"] = config.get("confirm_share", "")
     if fast_path:
-        info[fastpath.FIELD] = fastpath.offer()
+        info[fastpath.FIELD] = fastpath.offer(data_connections)
     if node_type == "leaf" and listen_url:  # a share asks to be told whether the hub reached it
         info[REACHABILITY] = {"version": REACHABILITY_VERSION}
     return info
@@ -158,6 +159,7 @@ class ParentLink:
         self.parent_info: dict[str, Any] | None = None
         self.top_hub_url: str | None = None
         self.fast_path = False
+        self.data_connections = False  # large bodies may go on a data connection (fastpath)
         self.window = 0
         self.last_reported_hash: str | None = None
         self.awaiting_response = False
@@ -238,6 +240,8 @@ class ParentLink:
             self.window = window if isinstance(window, int) and window > 0 else 0
             if self.fast_path and self.window == 0:
                 self.fast_path = False
+            self.data_connections = self.fast_path and fastpath.offers_data(fast) \
+                and fastpath.offers_data(self.info.get(fastpath.FIELD))
             out.events.append(Registered(msg.info, self.fast_path,
                                          msg.reachability is not None and REACHABILITY in self.info))
         elif isinstance(msg, SetTopHubUrl):

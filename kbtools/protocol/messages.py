@@ -15,6 +15,7 @@ from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 MAX_CHUNK = 65536  # raw bytes per http.write_response_data (the original's stream chunks)
+DATA_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}\Z")  # a data connection's one-time token
 
 
 SIGNATURE = re.compile(r"[0-9a-f]+\Z")  # the one spelling: lower-case hex, no spaces (as recorded)
@@ -124,12 +125,17 @@ class InitiateRequest:
     path: str
     headers: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] | None = None
+    # kbtools peers that agreed on data connections: the one-time token of this request's
+    # data connection (kbtools.protocol.fastpath); an original child never gets one
+    data_token: str | None = None
 
     def __post_init__(self) -> None:
         _check_request_id(self.request_id)
         _require(self.method in ("GET", "HEAD"), f"Unsupported method: {self.method}", False)
         _require(isinstance(self.path, str) and not self.path.startswith("/"),
                  "path must not start with /", False)
+        _require(self.data_token is None or bool(DATA_TOKEN.match(self.data_token)),
+                 "Invalid data token", False)
 
     def to_fields(self) -> dict[str, Any]:
         d: dict[str, Any] = {"message_type": "http", "command": "http.initiate_request",
@@ -138,6 +144,8 @@ class InitiateRequest:
             d["query"] = self.query
         d["headers"] = self.headers
         d["request_id"] = self.request_id
+        if self.data_token is not None:
+            d["kbtools_data_token"] = self.data_token
         return d
 
 
@@ -183,8 +191,11 @@ def parse_parent_message(obj: Any) -> ParentMessage | None:
             method = obj.get("method")
             _require(method in ("GET", "HEAD"), f"Unsupported method: {method}", True)
             query = obj.get("query")
+            token = obj.get("kbtools_data_token")
             return InitiateRequest(rid, method, path.lstrip("/"), headers,
-                                   query if isinstance(query, dict) else None)
+                                   query if isinstance(query, dict) else None,
+                                   token if isinstance(token, str) and DATA_TOKEN.match(token)
+                                   else None)
         if cmd == "http.write_request_data":
             try:
                 data = base64.b64decode(str(obj.get("data_base64", "")), validate=True)

@@ -113,13 +113,15 @@ def check_response_head(status: Any, status_message: Any, headers: Any) -> Respo
 
 
 def tunnel_request_frames(request_id: str, method: str, path: str, headers: Mapping[str, Any],
-                          query: Mapping[str, Any] | None = None) -> list[str]:
+                          query: Mapping[str, Any] | None = None,
+                          data_token: str | None = None) -> list[str]:
     """The frames of a body-less request (GET/HEAD): initiate_request then end_request.
 
-    `path` is the decoded path without leading slash (e.g. `<id>/download/a b.txt`).
+    `path` is the decoded path without leading slash (e.g. `<id>/download/a b.txt`); `data_token`:
+    the one-time token of a data connection (only to a child that agreed on them).
     """
     initiate = InitiateRequest(request_id, method, encode_tunnel_path(path),
-                               filter_request_headers(headers), dict(query or {}))
+                               filter_request_headers(headers), dict(query or {}), data_token)
     return [canonical_json(initiate.to_fields()), canonical_json(EndRequest(request_id).to_fields())]
 
 

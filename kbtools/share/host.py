@@ -44,7 +44,8 @@ class ShareHost:
                  listen_url: str, on_event: Callable[[dict[str, Any]], None],
                  say: Callable[[str], None], fast_path: bool = True,
                  refresh_interval: float | None = None, max_retry: float | None = None,
-                 stall_timeout: float | None = None, retry_forever: bool = False) -> None:
+                 stall_timeout: float | None = None, retry_forever: bool = False,
+                 data_connections: bool = True) -> None:
         self.node = node
         self.hub_url = hub_url.rstrip("/")
         self.on_event = on_event
@@ -67,7 +68,8 @@ class ShareHost:
             registered_config.update({k: "" for k in PRIVATE_HIDDEN_FIELDS})
         link = ParentLink(Signer(node.identity),
                           register_info(registered_config, "" if self.private else listen_url,
-                                        "leaf", fast_path=fast_path),
+                                        "leaf", fast_path=fast_path,
+                                        data_connections=fast_path and data_connections),
                           passcode)
         link_kwargs = {k: v for k, v in (("max_retry", max_retry), ("stall_timeout", stall_timeout))
                        if v}

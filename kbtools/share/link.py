@@ -16,14 +16,18 @@ fast path. Memory stays flat whatever the file size.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import select
+import socket
+import ssl
 import struct
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 import requests
@@ -31,6 +35,7 @@ import websocket
 
 from kbtools.client import tls
 from kbtools.node.config import websocket_url
+from kbtools.protocol import fastpath
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
     DEFAULT_MAX_FRAME, HubError, ParentLink, Reached, Registered, RequestCancelled, RequestStarted,
@@ -51,6 +56,8 @@ FIRST_RETRY = 1.0
 MAX_RETRY = 10.0
 MAX_REQUESTS = 64  # tunnelled requests served at once
 FAST_CHUNK = 1024 * 1024
+DATA_RETRY = 60.0  # after a refused data connection, bodies go on the websocket this long
+CANCEL_GRACE = 2.0  # a broken data connection: seconds to wait for the hub's CANCEL
 # Never passed on to the share's own server (the body is re-framed, the host is ours).
 DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 
@@ -174,6 +181,9 @@ class HubLink:
         self._refusal: HubError | None = None  # the hub's error before it registered us
         self._requests = threading.BoundedSemaphore(MAX_REQUESTS)
         self._cancelled: dict[str, int] = {}  # request id -> bytes sent, until its worker stops
+        self._data_socks: dict[str, socket.socket] = {}  # request id -> its data connection
+        self._data_sent: dict[str, int] = {}  # request id -> body bytes sent on it so far
+        self._data_refused_at: float | None = None  # the last refused data connection
         self.connections = 0  # successful registrations so far
         self.parent_info: dict[str, Any] | None = None
 
@@ -310,6 +320,9 @@ class HubLink:
                             # Noted before the lock is released: its worker stops at its next step
                             # (it needs the lock to see the request closed) and then reports it.
                             self._cancelled[event.request_id] = event.sent_bytes
+                            data = self._data_socks.get(event.request_id)
+                            if data is not None:  # its sendfile stops now
+                                _shutdown(data)
                     self._send(out.send)
                     self._lock.notify_all()  # budgets may have grown
                 for event in out.events:
@@ -403,6 +416,9 @@ class HubLink:
         finally:
             self._requests.release()
             sent = self._cancelled.pop(rid, None)
+            on_data = self._data_sent.pop(rid, None)
+            if sent is not None and on_data is not None:
+                sent += on_data
             if sent is not None:
                 self.on_event({"event": "request_cancelled", "request_id": rid, "sent_bytes": sent})
 
@@ -425,6 +441,16 @@ class HubLink:
             with requests.head(url, headers=headers, allow_redirects=False, timeout=(10, 60)) as resp:
                 span = _body_span(resp)
             if span is not None:
+                data = self._open_data(request, span[1])
+                if data is not None:
+                    try:
+                        self._send_headers(generation, rid, resp)
+                        self._send_on_data(generation, rid, data, local, *span)
+                    finally:
+                        self._data_socks.pop(rid, None)
+                        data.close()
+                    self._call(generation, lambda t: self.link.end_response(rid, t))
+                    return
                 self._send_headers(generation, rid, resp)
                 self._stream_file(generation, rid, local, *span)
                 self._call(generation, lambda t: self.link.end_response(rid, t))
@@ -441,6 +467,62 @@ class HubLink:
                     self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
         self._call(generation, lambda t: self.link.end_response(rid, t))
 
+    # -- data connections (kbtools.protocol.fastpath)
+
+    def _open_data(self, request: InitiateRequest, length: int) -> socket.socket | None:
+        """This download's data connection to the hub's own URL, upgraded; None: the body goes on
+        the websocket (not agreed, a small body, or refused: then not tried for DATA_RETRY s)."""
+        if not (self.link.data_connections and request.data_token) \
+                or length < fastpath.DATA_MIN_BYTES:
+            return None
+        if self._data_refused_at is not None \
+                and time.monotonic() - self._data_refused_at < DATA_RETRY:
+            return None
+        try:
+            sock = open_data_connection(self.hub_url, self.link.signer.node_id, request.request_id,
+                                        request.data_token)
+        except OSError as exc:  # refused upgrade, a proxy in between, TLS, network: websocket then
+            if self._data_refused_at is None:
+                self.say(f"data connection to {self.hub_url} refused ({_describe(exc)}); download "
+                         f"bodies go on the websocket")
+            self._data_refused_at = time.monotonic()
+            return None
+        self._data_refused_at = None
+        self._data_socks[request.request_id] = sock
+        return sock
+
+    def _send_on_data(self, generation: int, rid: str, sock: socket.socket, path: Path,
+                      start: int, length: int) -> None:
+        """The file's bytes on the data connection: sendfile where the socket is plain TCP."""
+        self._data_sent[rid] = 0
+        try:
+            with open(path, "rb") as f:
+                sent = 0
+                use_sendfile = hasattr(os, "sendfile") and not isinstance(sock, ssl.SSLSocket)
+                if not use_sendfile:
+                    f.seek(start)
+                while sent < length:
+                    if use_sendfile:
+                        n = _sendfile(sock, f, start + sent, length - sent)
+                    else:
+                        chunk = f.read(min(FAST_CHUNK, length - sent))
+                        sock.sendall(chunk)
+                        n = len(chunk)
+                    if n <= 0:
+                        break  # the file shrank: the hub sees a short body and breaks the transfer
+                    sent += n
+                    self._data_sent[rid] = sent
+        except OSError:
+            # The hub closed it: its client went away (a CANCEL is on its way) or it broke.
+            with self._lock:
+                self._lock.wait_for(lambda: rid not in self.link.open_requests
+                                    or generation != self._generation, CANCEL_GRACE)
+                if rid not in self.link.open_requests or generation != self._generation:
+                    raise _Gone from None
+            raise
+        if sent < length:
+            raise OSError("the file is shorter than announced")
+
     def _send_headers(self, generation: int, rid: str, resp: requests.Response) -> None:
         answer_headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
         self._call(generation, lambda t: self.link.send_response_headers(
@@ -456,6 +538,62 @@ class HubLink:
                     break  # the file shrank: the client sees a short body (and its SHA-1 check fails)
                 length -= len(chunk)
                 self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
+
+
+def open_data_connection(hub_url: str, node_id: str, request_id: str, token: str,
+                         timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+    """Connect to the hub's own URL (TLS for https://, verified as the websocket is) and upgrade to
+    a data connection for this request; OSError when refused (the reason in its text)."""
+    parts = urlsplit(hub_url)
+    secure = parts.scheme in ("https", "wss")
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if secure else 80)
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        if secure:
+            sock = tls.ssl_context().wrap_socket(sock, server_hostname=host)
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        target = f"{parts.path.rstrip('/')}/{fastpath.data_path(node_id, request_id)}"
+        sock.sendall((f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n"
+                      f"Connection: Upgrade\r\nUpgrade: {fastpath.DATA_UPGRADE}\r\n"
+                      f"{fastpath.DATA_TOKEN_HEADER}: {token}\r\n\r\n").encode("ascii"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = sock.recv(4096)
+            if not more or len(head) > 16384:
+                raise OSError("no answer to the upgrade")
+            head += more
+        head, _, rest = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ", 2)
+        upgrade = [line.split(":", 1)[1].strip().lower() for line in lines[1:]
+                   if line.lower().startswith("upgrade:")]
+        if len(status) < 2 or status[1] != "101" or upgrade != [fastpath.DATA_UPGRADE] or rest:
+            raise OSError(f"upgrade refused: {lines[0][:100]}")
+        sock.settimeout(STALL_TIMEOUT)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _sendfile(sock: socket.socket, f: Any, offset: int, count: int) -> int:
+    """One os.sendfile step (file -> socket in the kernel): the bytes sent, waiting (up to the
+    socket's timeout) until it can take some; 0 at the end of the file."""
+    while True:
+        try:
+            return os.sendfile(sock.fileno(), f.fileno(), offset, count)
+        except BlockingIOError:
+            _, writable, _ = select.select([], [sock], [], sock.gettimeout())
+            if not writable:
+                raise TimeoutError("the hub took no data") from None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _body_span(resp: requests.Response) -> tuple[int, int] | None:

@@ -134,6 +134,10 @@ def test_kb_get_and_curl_download_through_https(dep, public_name, tmp_path, monk
     assert out.read_bytes() == DATA
     part = dep.curl("--cacert", str(dep.ca), "-r", "100-199", url)
     assert part.returncode == 0 and part.stdout == DATA[100:200]
+    # the share sent those bodies on data connections through nginx (wss's port, Upgrade passed on)
+    info = requests.get(f"{dep.hub.url}/{dep.hub.node_id}/api/nodeinfo", timeout=10).json()
+    assert info["metrics"].get("data_connections", 0) >= 2
+    assert "data_connections_refused" not in info["metrics"]
     # plain http is sent to https
     redirect = dep.curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
                         "--resolve", f"{PUBLIC_NAME}:{dep.http_port}:127.0.0.1",
