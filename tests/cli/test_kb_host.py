@@ -45,6 +45,13 @@ def start(node_dir: Path, *args: str, stdin: str | None = None, env: dict[str, s
     return proc
 
 
+def port_range(width: int = 100) -> str:
+    """A range of ports starting at one free now: the first still free when the share starts is
+    taken (a single port could be taken meanwhile by another test's connection)."""
+    port = min(free_port(), 65535 - width)
+    return f"{port}-{port + width}"
+
+
 def first_line(proc: subprocess.Popen[str]) -> dict:
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -242,7 +249,7 @@ def test_set_up_from_nothing_without_a_terminal(network, tmp_path, home):
     share = tmp_path / "share"
     share.mkdir()
     (share / "one.txt").write_text("one")
-    env = host_env(home, KBUCKET_HUB_PASSCODE=PASS, HEMLOCK_LEAF_PORT_RANGE=str(free_port()))
+    env = host_env(home, KBUCKET_HUB_PASSCODE=PASS, HEMLOCK_LEAF_PORT_RANGE=port_range())
     proc = start(share, "--hub", hub.url, "--owner", "Ada Lovelace", "--email", "ada@example.org",
                  "--agree", env=env)
     try:
@@ -290,12 +297,14 @@ def test_passcode_file_and_port_range(network, tmp_path):
     share = tmp_path / "share"
     write_kbnode(share, {**share_config("s", 0, hub.url), "listen_url": "."})
     (tmp_path / "pass").write_text(PASS + "\n")
-    port = free_port()
+    ports = port_range()
     proc = start(share, "--auto", "--passcode-file", str(tmp_path / "pass"),
-                 env={"HEMLOCK_LEAF_PORT_RANGE": f"{port}-{port}"})
+                 env={"HEMLOCK_LEAF_PORT_RANGE": ports})
     try:
         ready = first_line(proc)
-        assert ready["listen_url"] == f"http://localhost:{port}"
+        first, last = map(int, ports.split("-"))
+        port = int(ready["listen_url"].rsplit(":", 1)[1])
+        assert ready["listen_url"] == f"http://localhost:{port}" and first <= port <= last
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # listening on the chosen port
     finally:
