@@ -58,7 +58,8 @@ class FileRecord(NamedTuple):
                 and not is_racy(mtime_ns, self.hashed_at_ns))
 
     def digest(self, name: str) -> str | None:
-        return getattr(self, name)
+        value: str | None = getattr(self, name)
+        return value
 
 
 def cache_path(root: Path) -> Path:
@@ -72,7 +73,7 @@ class IndexCache:
         self.path = cache_path(root)
         self._lock = threading.Lock()
         self._last_commit = time.monotonic()
-        self._pending: dict[str, tuple | None] = {}
+        self._pending: dict[str, tuple[object, ...] | None] = {}
         self._db: sqlite3.Connection | None = None
         self._create = create
         # Opened when first used: a re-index served from the snapshot never needs it.
@@ -183,7 +184,7 @@ class IndexCache:
     def remove(self, relpaths: Iterable[str]) -> None:
         self._queue([(p, None) for p in relpaths])
 
-    def _queue(self, changes: list[tuple[str, tuple | None]]) -> None:
+    def _queue(self, changes: list[tuple[str, tuple[object, ...] | None]]) -> None:
         # Rows wait in memory and go to SQLite in one short transaction per batch: one statement
         # per row costs more than hashing a small file, and a long-open transaction would block
         # a second user of the cache.

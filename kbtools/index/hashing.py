@@ -133,7 +133,7 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def hash_file(path: str | os.PathLike, extra: tuple[str, ...] = (), *,
+def hash_file(path: str | os.PathLike[str], extra: tuple[str, ...] = (), *,
               cancel: threading.Event | None = None,
               on_block: Callable[[int], None] | None = None) -> tuple[Digests, os.stat_result]:
     """Hash a file and return its digests with the stat they belong to.

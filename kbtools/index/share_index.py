@@ -213,7 +213,7 @@ def _has_digests(record: FileRecord, extra: tuple[str, ...]) -> bool:
     return all(record.digest(name) is not None for name in extra)
 
 
-def hash_to_record(path: str | os.PathLike, relpath: str, extra: tuple[str, ...] = (), *,
+def hash_to_record(path: str | os.PathLike[str], relpath: str, extra: tuple[str, ...] = (), *,
                    cancel: threading.Event | None = None,
                    on_block: Callable[[int], None] | None = None) -> FileRecord:
     """Hash one file into a record, trying again while it changes under the read.
