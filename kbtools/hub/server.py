@@ -359,10 +359,10 @@ class Hub:
                             if left < 0:
                                 _abort(request)
                                 return response
-                        try:
-                            await asyncio.wait_for(response.write(event.data),
-                                                   self.settings.client_write_timeout)
-                        except asyncio.TimeoutError:
+                        try:  # (asyncio.timeout: no task per chunk, as wait_for makes)
+                            async with asyncio.timeout(self.settings.client_write_timeout):
+                                await response.write(event.data)
+                        except TimeoutError:
                             _abort(request)
                             return response
                         await tunnel.consumed(event)

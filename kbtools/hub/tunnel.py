@@ -138,9 +138,12 @@ class TunnelRequest:
         await self.link.send(self.frames)
 
     async def next_event(self, timeout: float) -> ResponseEvent:
+        if not self.queue.empty():  # most of a download's events: no timer, no task
+            return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
+        except TimeoutError:
             raise TunnelFailed(f"No response from node within {timeout:g} seconds", 504) from None
 
     async def consumed(self, event: ResponseData) -> None:

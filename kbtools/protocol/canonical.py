@@ -160,11 +160,25 @@ def sign_message(private_key: rsa.RSAPrivateKey, message: Any) -> str:
     return private_key.sign(canonical_bytes(message), padding.PKCS1v15(), hashes.SHA256()).hex()
 
 
-def verify_message(public_pem: str, message: Any, signature_hex: str) -> bool:
-    """True when `signature_hex` is a valid signature of canonical_json(message) by the key."""
+def verify_message(public_pem: str, message: Any, signature_hex: str,
+                   text: str | None = None) -> bool:
+    """True when `signature_hex` is a valid signature of canonical_json(message) by the key.
+
+    `text`: the message's text as received (messages.loads_envelope). A signer writes exactly
+    canonical_json(message), so that text is checked first, as it is, and the message is written
+    out again only when that fails."""
     try:
         key = load_public_key(public_pem)
         signature = bytes.fromhex(signature_hex)
+    except (ValueError, TypeError):
+        return False
+    if text is not None:
+        try:
+            key.verify(signature, text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+            return True
+        except (InvalidSignature, UnicodeEncodeError):
+            pass
+    try:
         key.verify(signature, canonical_bytes(message), padding.PKCS1v15(), hashes.SHA256())
     except (ValueError, TypeError, InvalidSignature, UnicodeEncodeError):
         return False

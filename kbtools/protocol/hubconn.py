@@ -21,7 +21,7 @@ from kbtools.protocol.errors import RemoteProtocolError
 from kbtools.node.identity import node_id_for_public_key
 from kbtools.protocol.messages import (
     REACHABILITY_VERSION, ConfirmRegistration, EndResponse, ErrorReply, Ok, Reachability, ReportError,
-    SetResponseHeaders, SetTopHubUrl, SIGNATURE, WriteResponseData, loads_network_json,
+    SetResponseHeaders, SetTopHubUrl, SIGNATURE, WriteResponseData, loads_envelope,
     offers_reachability, parse_response_message,
 )
 from kbtools.protocol.nodedata import NodeData
@@ -339,7 +339,7 @@ class ChildConnection:
         if len(text) > self.limits.max_frame_bytes:
             raise RemoteProtocolError("Message too large")
         try:
-            frame = loads_network_json(text)
+            frame, message_text = loads_envelope(text)
         except ValueError:
             raise RemoteProtocolError("Unable to parse message") from None
         if not isinstance(frame, dict):
@@ -382,7 +382,7 @@ class ChildConnection:
         # One spelling per signature, so that the replay memory cannot be fooled by another one
         # (upper-case hex, spaces) that bytes.fromhex would accept as well.
         if not isinstance(signature, str) or not SIGNATURE.match(signature) \
-                or not verify_message(self.public_key, message, signature):
+                or not verify_message(self.public_key, message, signature, message_text):
             raise RemoteProtocolError("Unable to verify message using signature")
         # kbtools: refuse stale or replayed frames
         self._check_fresh(message, signature, now)
