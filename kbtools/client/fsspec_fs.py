@@ -269,7 +269,8 @@ class KbucketFileSystem(AbstractFileSystem):
         self.local_cache = "off" if cache_disabled() else local_cache
         self.cache = Sha1Cache(cache_dir)
         self.block_size = int(block_size)
-        self.timeout = tuple(timeout)
+        connect, read = timeout  # also from a list (a JSON storage_options)
+        self.timeout = (connect, read)
         self.stats = ReadStats()
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -517,7 +518,7 @@ class Sha1FileSystem(KbucketFileSystem):
         path = self._strip_protocol(path)
         return self._info_of_file(path, self.resolve_file(path))
 
-    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+    def ls(self, path: str, detail: bool = True, refresh: bool = False, **kwargs: Any) -> list[Any]:
         info = self.info(path)
         return [info] if detail else [info["name"]]
 
