@@ -56,7 +56,7 @@ def check_geom(path: str | os.PathLike[str], channels: int | None = None) -> Geo
     _parse_rows(path, text, info)
     if info.columns is not None and info.columns not in (2, 3):
         add(finding("G5", path, f"geom.csv has {info.columns} column(s); it needs 2 (x,y) or 3 "
-                                f"(x,y,z)", line=info.lines[0] if info.lines else None))
+                                f"(x,y,z)", line=info.lines[0]))  # columns come with a row
     if info.columns == 3:
         add(finding("G9", path, "geom.csv has 3 columns; SpikeInterface drops z"))
     _check_duplicates(path, info)
@@ -72,7 +72,7 @@ def _parse_rows(path: Path, text: str, info: GeomInfo) -> None:
         line = raw_line.rstrip("\r")
         if not line:
             continue
-        content = line.split("#", 1)[0]
+        content = line.partition("#")[0]
         if "#" in line and not content.strip(_BLANKS):
             continue  # a comment line
         if not content.strip(_BLANKS):
@@ -86,8 +86,9 @@ def _parse_rows(path: Path, text: str, info: GeomInfo) -> None:
             value = text_field.strip(_BLANKS)
             if not _NUMBER.match(value):
                 bad = True
-                add(finding("G3", path, _field_problem(value, col, len(fields), first_data_line),
-                            line=number, column=col, hint=_field_hint(value, first_data_line)))
+                hint = _field_hint(value, first_data_line)
+                add(finding("G3", path, _field_problem(value, col, len(fields), hint), line=number,
+                            column=col, hint=hint))
                 break
             values.append(float(value))
         first_data_line = False
@@ -107,21 +108,28 @@ def _parse_rows(path: Path, text: str, info: GeomInfo) -> None:
         info.lines.append(number)
 
 
-def _field_problem(value: str, col: int, count: int, first: bool) -> str:
-    if value == "":
-        if col == count and count > 1:
+_SEPARATOR_HINT = "separate fields with commas (not spaces, tabs or semicolons)"
+_HEADER_HINT = "remove the header row: geom.csv holds numbers only"
+
+
+def _field_problem(value: str, col: int, count: int, hint: str | None) -> str:
+    if not value:
+        # a line's only field is never empty (a blank line is skipped, a whitespace one refused)
+        if col == count:
             return "trailing comma (empty last field)"
         return f"field {col} is empty"
-    if first:
+    if hint is _HEADER_HINT:
         return f"field {col} is {value!r}, not a number: a header row?"
     return f"field {col} is {value!r}, not a number"
 
 
 def _field_hint(value: str, first: bool) -> str | None:
-    if any(sep in value.strip(_BLANKS) for sep in (" ", "\t", ";")):
-        return "separate fields with commas (not spaces, tabs or semicolons)"
+    """The fix for a bad field: commas for another separator; on the first data line, a field that
+    does not start with a digit is taken for a header."""
+    if any(sep in value for sep in (" ", "\t", ";")):
+        return _SEPARATOR_HINT
     if first and value and not value[0].isdigit():
-        return "remove the header row: geom.csv holds numbers only"
+        return _HEADER_HINT
     return None
 
 

@@ -6,8 +6,9 @@ itself, runs the module's own tests per mutant, and the score is printed:
     caught / (mutants - equivalent)
 
 where a mutant is caught when a test fails (or times out) and equivalent when its change is listed,
-and argued, in tests/mutation/equivalent.md, or changes nothing but a ``def`` line's annotations in a
-module with ``from __future__ import annotations`` (nothing evaluates them; mypy checks them). Surviving mutants that are not listed are printed as
+and argued, in tests/mutation/equivalent.md, or changes nothing but annotations that nothing
+evaluates: a ``def``'s in a module with ``from __future__ import annotations``, and a local
+variable's (mypy checks them, no test can). Surviving mutants that are not listed are printed as
 diffs: each is a test to write, or an equivalence to argue.
 
     python tests/mutation/run.py                      # every core module
@@ -44,7 +45,12 @@ MODULES: dict[str, list[str]] = {
     "kbtools/protocol/messages.py": ["tests/protocol/test_hubconn.py", "tests/protocol/test_pair.py"],
     "kbtools/protocol/hubconn.py": ["tests/protocol/test_hubconn.py"],
     "kbtools/protocol/leafconn.py": ["tests/protocol/test_pair.py"],
-    "kbtools/client/urls.py": ["tests/client/test_urls.py"],
+    "kbtools/protocol/nodedata.py": ["tests/protocol/test_fuzz_nodedata.py",
+                                     "tests/protocol/test_hubconn.py::test_report_node_data_rules",
+                                     "tests/protocol/test_hubconn.py::test_malformed_frames_after_registration",
+                                     "tests/protocol/test_hubconn.py::test_node_data_is_kept_compact_and_counted_in_the_index_budget",
+                                     "tests/protocol/test_hubconn.py::test_a_delta_past_the_index_bound_is_refused"],
+    "kbtools/client/urls.py": ["tests/client/test_urls.py", "tests/client/test_url_properties.py"],
     "kbtools/index/prv.py": ["tests/index/test_prv.py"],
 }
 _SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis",
@@ -78,30 +84,68 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return " / ".join(minus), " / ".join(plus)
 
 
-def _without_annotations(line: str) -> str | None:
-    """The AST of a one-line ``def`` with its annotations removed, or None if it is not one."""
+class _DropAnnotations(ast.NodeTransformer):
+    """Blank the annotations nothing evaluates: a ``def``'s (under ``from __future__ import
+    annotations``, with ``future``) and those of assignments inside a function body (never
+    evaluated, PEP 526). Class-level and module-level annotations are kept: they reach
+    ``__annotations__``, which dataclasses and ``typing.get_type_hints`` read."""
+
+    def __init__(self, future: bool) -> None:
+        self.future = future
+        self.depth = 0
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
+        if self.future:
+            node.returns = None
+            args = node.args
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+                if arg is not None:
+                    arg.annotation = None
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        depth, self.depth = self.depth, 0  # a class body is not a function body
+        self.generic_visit(node)
+        self.depth = depth
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if self.depth:
+            node.annotation = ast.Constant(None)
+        return node
+
+
+def _stripped(source: str) -> str | None:
     try:
-        tree = ast.parse(line.strip() + "\n    pass\n")
+        tree = ast.parse(source)
     except SyntaxError:
         return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return None
-    func = tree.body[0]
-    func.returns = None
-    for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs,
-                func.args.vararg, func.args.kwarg):
-        if arg is not None:
-            arg.annotation = None
-    return ast.dump(tree)
+    future = "from __future__ import annotations" in source
+    return ast.dump(_DropAnnotations(future).visit(tree))
 
 
 def annotation_only(source: str, old: str, new: str) -> bool:
-    """True for a mutant that changes only a ``def`` line's annotations, in a module where
-    ``from __future__ import annotations`` keeps every annotation an unevaluated string."""
-    if "from __future__ import annotations" not in source:
+    """True for a mutant that changes only annotations nothing evaluates (see _DropAnnotations):
+    the module with the mutated line, wherever the original line stands in it, parses to the
+    same tree as the original once those annotations are blanked."""
+    if not old or old == new:
         return False
-    a, b = _without_annotations(old), _without_annotations(new)
-    return a is not None and a == b
+    lines = source.splitlines(keepends=True)
+    spots = [i for i, line in enumerate(lines) if line.strip() == old]
+    base = _stripped(source)
+    if not spots or base is None:
+        return False
+    for i in spots:
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        mutated = "".join(lines[:i] + [indent + new + "\n"] + lines[i + 1:])
+        if _stripped(mutated) != base:
+            return False
+    return True
 
 
 def run_module(module: str, tests: list[str], listed: set[tuple[str, str]]) -> dict:
