@@ -123,7 +123,7 @@ def check_params_object(path: Path, params: dict[str, Any], findings: list[Findi
         findings.append(finding(code, path, _schema_message(error, key), field=key))
     for key in SIGN_KEYS:
         value = params.get(key)
-        code = "P5" if key == "spike_sign" else "P6"
+        code = validator.schema["properties"][key]["x-code"]
         # JSON Schema counts 1.0 as an integer; the sorters want a real one
         if isinstance(value, float) and (code, key) not in reported:
             findings.append(finding(code, path, f"{key} is {value!r}; write it as an integer",
