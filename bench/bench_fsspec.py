@@ -21,37 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, command
+from _common import ROOT, command, wait_found, write_file
 
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
 
 from kbtools.formats.sample import write_sample_dataset  # noqa: E402
 from tests.netfixtures import Network  # noqa: E402
 
 MiB = 1024 * 1024
-
-
-def write_random(path: Path, size: int) -> str:
-    digest = hashlib.sha1()
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            block = os.urandom(min(left, 16 * MiB))
-            digest.update(block)
-            handle.write(block)
-            left -= len(block)
-    return digest.hexdigest()
-
-
-def wait_found(hub_url: str, sha1s: list[str], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    for sha1 in sha1s:
-        while not requests.get(f"{hub_url}/find/{sha1}/", timeout=5).json().get("found"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the share was not indexed in time")
-            time.sleep(0.2)
 
 
 def main() -> int:
@@ -67,11 +45,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kbtools-bench-fsspec-") as tmp, Network(Path(tmp) / "net") as net:
         share_dir = Path(tmp) / "net" / "share"
         write_sample_dataset(share_dir / "dataset1", channels=64, samples=30000 * 10, samplerate=30000)
-        sha1 = write_random(share_dir / "big.bin", args.size_mib * MiB)
+        sha1 = write_file(share_dir / "big.bin", args.size_mib * MiB)
         hub = net.hub("hub")
         share = net.share("share", parent=hub)
         raw_sha1 = hashlib.sha1((share_dir / "dataset1" / "raw.mda").read_bytes()).hexdigest()
-        wait_found(hub.url, [sha1, raw_sha1])
+        wait_found(hub.url, sha1, raw_sha1, timeout=300)
         os.environ["KBUCKET_NO_CACHE"] = "1"
 
         # 1. windows of a recording

@@ -11,7 +11,6 @@ Usage: bench_kb_get.py [--size-mib N] [--runs N] [--no-cache-bench]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import statistics
@@ -21,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, wait_found, write_file
 
 from kbtools.index.hashing import hash_file  # noqa: E402
 from tests.netfixtures import Network  # noqa: E402
@@ -36,19 +33,6 @@ def command(name: str) -> list[str]:
 
 
 MiB = 1024 * 1024
-
-
-def write_file(path: Path, size: int) -> str:
-    """Random bytes (incompressible); returns the SHA-1."""
-    digest = hashlib.sha1()
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            block = os.urandom(min(left, 16 * MiB))
-            digest.update(block)
-            handle.write(block)
-            left -= len(block)
-    return digest.hexdigest()
 
 
 def settle() -> None:
@@ -180,19 +164,6 @@ def main() -> int:
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def wait_found(hub_url: str, sha1: str, timeout: float = 600) -> None:
-    """Until the hub finds the file (the share has hashed and reported it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{hub_url}/find/{sha1}/", timeout=5).json().get("found"):
-                return
-        except (requests.RequestException, ValueError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the hub never found the file")
 
 
 if __name__ == "__main__":

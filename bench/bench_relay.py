@@ -12,7 +12,7 @@ Prints, each the median of --runs downloads:
 - ten downloads at once through the hub against ten at once from the share (aggregate, >= 0.9);
 - the compatible path: the hub's CPU per GiB (target <= 6, half the original hub's 12.1) and its
   speed (target >= 56 MB/s, twice the original hub + share's 28 MB/s: both measured with the
-  original on this machine, issue 15; the original is not part of this checkout).
+  original KBucket hub and share on this machine; the original is not part of this checkout).
 
 Two cores are shared with the client: the figures are noisy, hence medians.
 
@@ -21,8 +21,6 @@ Usage: bench_relay.py [--size-mib N] [--ten-size-mib N] [--compat-size-mib N] [-
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import statistics
 import sys
 import tempfile
@@ -30,53 +28,16 @@ import threading
 import time
 from pathlib import Path
 
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import cpu_seconds, download, rss_kib, wait_found, write_file
 
 from tests.netfixtures import Network  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 PASS = "benchpass"
-ORIGINAL_MBPS = 28.0  # the original hub + share on this machine (issue 15)
-ORIGINAL_HUB_CPU = 12.1  # CPU s/GiB of the original hub (issue 15)
-
-
-def write_file(path: Path, size: int) -> str:
-    digest = hashlib.sha1()
-    block = os.urandom(16 * MiB)  # repeated: the bench measures transport, not entropy
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            chunk = block[:min(left, len(block))]
-            digest.update(chunk)
-            handle.write(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
-
-
-def rss_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def download(url: str) -> tuple[float, str]:
-    digest = hashlib.sha1()
-    started = time.perf_counter()
-    with requests.get(url, stream=True, timeout=300) as resp:
-        resp.raise_for_status()
-        for chunk in resp.iter_content(1 << 20):
-            digest.update(chunk)
-    return time.perf_counter() - started, digest.hexdigest()
+ORIGINAL_MBPS = 28.0  # the original KBucket hub + share, measured on this machine
+ORIGINAL_HUB_CPU = 12.1  # CPU s/GiB of the original KBucket hub, measured on this machine
 
 
 def download_many(url: str, n: int) -> tuple[float, set[str]]:
@@ -98,15 +59,6 @@ def download_many(url: str, n: int) -> tuple[float, set[str]]:
     if errors:
         raise errors[0]
     return time.perf_counter() - started, {d for _, d in results}
-
-
-def wait_found(hub_url: str, sha1: str) -> None:
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if requests.get(f"{hub_url}/find/{sha1}/", timeout=10).json().get("found"):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("the hub never found the file")
 
 
 def verdict(good: bool) -> str:
