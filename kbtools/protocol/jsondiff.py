@@ -115,9 +115,21 @@ def text_patch(old: str, new: str) -> str:
     return str(_dmp.patch_toText(_dmp.patch_make(old, new)))
 
 
+def _same(old: Any, new: Any) -> bool:
+    """JSON equality: Python's `==` holds for 1 and True (and 0 and False) at any depth."""
+    if type(old) is not type(new):
+        return isinstance(old, (int, float)) and isinstance(new, (int, float)) \
+            and not isinstance(old, bool) and not isinstance(new, bool) and old == new
+    if isinstance(old, dict):
+        return old.keys() == new.keys() and all(_same(v, new[k]) for k, v in old.items())
+    if isinstance(old, list):
+        return len(old) == len(new) and all(map(_same, old, new))
+    return bool(old == new)
+
+
 def diff(old: Any, new: Any) -> Any:
     """The jsondiffpatch delta from `old` to `new`, or None when they are equal."""
-    if old == new and type(old) is type(new):
+    if old == new and _same(old, new):
         return None
     if isinstance(old, dict) and isinstance(new, dict):
         delta: dict[str, Any] = {}

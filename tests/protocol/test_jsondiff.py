@@ -153,9 +153,10 @@ def test_diff_sees_a_change_of_type():
     assert diff({"a": "1"}, {"a": 1}) == {"a": ["1", 1]}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: dicts compare 1 == True, so a nested int/bool swap gives no delta")
 def test_diff_sees_a_nested_change_between_int_and_bool():
     assert diff({"a": 1}, {"a": True}) == {"a": [1, True]}
+    assert diff({"a": {"b": [0]}}, {"a": {"b": [False]}}) == {"a": {"b": [[0], [False]]}}
+    assert diff({"a": [1, 2.0]}, {"a": [1.0, 2]}) is None  # one number in JSON, as in JavaScript
 
 
 def test_diff_of_values_that_are_not_both_objects():
