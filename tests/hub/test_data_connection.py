@@ -194,9 +194,17 @@ class UpgradeRefusingProxy:
             writer.close()
 
     def close(self) -> None:
-        self.server.close()
+        async def shut() -> None:  # every connection it still pipes ends here, not at GC time
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 def test_a_refused_upgrade_falls_back_to_the_websocket(tmp_path):
