@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -46,11 +47,21 @@ READY_TIMEOUT = 60.0
 COMMON = {"scientific_research": "yes", "owner": "Net Tester", "owner_email": "net@example.org"}
 
 
+#: Ports handed out below the kernel's range for outgoing connections (32768-60999 on Linux), so
+#: that no connection of another test can take one between free_port() and the server's bind.
+_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now, chosen at random outside the ephemeral range."""
+    for port in random.sample(_PORTS, 64):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767 on 127.0.0.1")
 
 
 def write_kbnode(node_dir: Path, config: dict[str, Any]) -> None:
