@@ -87,7 +87,7 @@ def parse_url(text: str) -> Ref:
         node_id, _, path = rest.partition("/")
         if not NODE_ID_RE.match(node_id):
             raise BadUrl(f"bad node id in URL: {shown(text)}")
-        is_dir = path == "" or path.endswith("/")
+        is_dir = not path or path.endswith("/")
         return KbucketRef(text, node_id, check_relpath(path.strip("/"), text), is_dir)
     if text.startswith("sha1://"):
         rest = text[len("sha1://"):]
@@ -97,14 +97,15 @@ def parse_url(text: str) -> Ref:
         if "\x00" in name:
             raise BadUrl(f"unsafe name in URL: {shown(text)}")
         # Only the last segment names the local file ("a/b/" is "b"); "." and ".." name nothing.
-        last = name.rstrip("/").rsplit("/", 1)[-1]
+        last = name.rstrip("/").rpartition("/")[2]
         return Sha1Ref(text, sha1.lower(), None if last in ("", ".", "..") else last)
     if text.startswith(("http://", "https://")):
         return _parse_http(text)
     raise BadUrl(f"not a kbucket://, sha1:// or http(s):// URL: {shown(text)}")
 
 
-_HTTP_API_RE = re.compile(r"^(?P<prefix>.*?)/(?P<id>[^/]+)/(?P<route>download|api/readdir)(?:/(?P<path>.*))?$")
+_HTTP_API_RE = re.compile(r"^(?P<prefix>.*?)/(?P<id>[^/]+)/(?:(?P<download>download)|api/readdir)"
+                          r"(?:/(?P<path>.*))?$")
 
 
 def _split_http(text: str) -> SplitResult:
@@ -143,7 +144,7 @@ def _parse_http(text: str) -> HttpRef | Sha1Ref:
         path = unquote(raw_path, errors="strict")
     except UnicodeDecodeError:
         raise BadUrl(f"path is not UTF-8 once decoded: {shown(text)}") from None
-    is_dir = match["route"] == "api/readdir" or raw_path == "" or raw_path.endswith("/")
+    is_dir = not match["download"] or not raw_path or raw_path.endswith("/")
     return HttpRef(text, base, unquote(match["id"]), check_relpath(path.strip("/"), text), is_dir)
 
 
@@ -218,10 +219,7 @@ def encode_found_url(url: str, node_id: str, path: str) -> str:
     it is percent-encoded; a tail that differs was already encoded by the hub and is kept.
     """
     marker = f"/{node_id}/download/"
-    index = url.find(marker)
-    if index < 0:
-        return url
-    tail = url[index + len(marker):]
-    if tail == path:
-        return url[: index + len(marker)] + quote_path(path)
+    head, found, tail = url.partition(marker)
+    if found and tail == path:
+        return head + marker + quote_path(path)
     return url
