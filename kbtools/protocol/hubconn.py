@@ -11,6 +11,7 @@ and a close; no exception escapes `receive_frame`.
 """
 from __future__ import annotations
 
+import enum
 import hmac
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -187,10 +188,66 @@ class ChildRegistry:
         return False
 
 
+# ---------------------------------------------------------------- the state machine
+
+class ChildState(enum.Enum):
+    NEW = "new"  # socket open, no registration accepted yet
+    REGISTERED = "registered"  # register_child_node accepted; the child is in the registry
+    # Closed (an error was sent or the socket closed): terminal, later frames are dropped. Two
+    # states, because the hub reports a refusal and a disconnection differently.
+    REFUSED = "refused"  # closed before it registered
+    DISCONNECTED = "disconnected"  # closed after it registered
+
+
+class ChildInput(enum.Enum):
+    REGISTER = "register_child_node"  # a valid register frame (passcode and answers checked)
+    REPORT = "report_node_data"
+    HTTP = "http"  # an http.* response message of a tunnelled request
+    BINARY = "binary"  # a fast-path binary frame
+    OTHER = "other"  # any other command
+    CLOSE = "close"  # an error reply, or the socket closed
+
+
+# Spec §2.5 on one screen: the legal transitions; any other (state, input) is refused with an
+# error reply and a close (`ILLEGAL`), except that a closed connection ignores everything.
+CHILD_TRANSITIONS: dict[ChildState, dict[ChildInput, ChildState]] = {
+    ChildState.NEW: {
+        ChildInput.REGISTER: ChildState.REGISTERED,
+        ChildInput.CLOSE: ChildState.REFUSED,
+    },
+    ChildState.REGISTERED: {
+        ChildInput.REPORT: ChildState.REGISTERED,
+        ChildInput.HTTP: ChildState.REGISTERED,
+        ChildInput.BINARY: ChildState.REGISTERED,  # and only when the fast path was agreed
+        ChildInput.CLOSE: ChildState.DISCONNECTED,
+    },
+    ChildState.REFUSED: {},
+    ChildState.DISCONNECTED: {},
+}
+CLOSED_STATES = frozenset(state for state, moves in CHILD_TRANSITIONS.items() if not moves)
+
+# The error text of a refused event (the original's wording where it has one).
+ILLEGAL: dict[ChildInput, str] = {
+    ChildInput.REGISTER: "Child node is already registered",
+    ChildInput.REPORT: "Unrecognized command: {command}",
+    ChildInput.HTTP: "Unrecognized command: {command}",
+    ChildInput.OTHER: "Unrecognized command: {command}",
+    ChildInput.BINARY: "Unexpected binary frame",
+}
+
+
+def next_child_state(state: ChildState, event: ChildInput, command: object = None) -> ChildState:
+    """The state after `event`, or RemoteProtocolError with the refusal's text."""
+    target = CHILD_TRANSITIONS[state].get(event)
+    if target is None:
+        raise RemoteProtocolError(ILLEGAL.get(event, "Unexpected event").format(command=command)[:300])
+    return target
+
+
 # ---------------------------------------------------------------- the connection
 
 class ChildConnection:
-    """State of one child link on the hub side. States: new -> registered -> closed."""
+    """State of one child link on the hub side (`state`, moved only through CHILD_TRANSITIONS)."""
 
     def __init__(self, hub: HubInfo, registry: ChildRegistry, now: float = 0.0) -> None:
         self.hub = hub
@@ -202,8 +259,8 @@ class ChildConnection:
         self.public_key: str | None = None
         self.data: NodeData | None = None  # the last node data reported, compact
         self._held = 0  # its bytes, as counted in registry.index_bytes
-        self.registered = False
-        self.closed = False
+        self.state = ChildState.NEW
+        # Options agreed at registration (not states: they hold for the connection's life).
         self.fast_path = False
         self.fast_cancel = False  # fast path: the child understands CANCEL frames
         self.data_connections = False  # fast path: large bodies may come on data connections
@@ -214,6 +271,15 @@ class ChildConnection:
         # Could the hub reach the child's listen_url directly (set by the hub's probe)? None: not known.
         self.reachable: bool | None = None
         self.reach_report = False  # a kbtools_reachability frame was promised in confirm_registration
+
+    @property
+    def registered(self) -> bool:
+        """Its registration was accepted (it may have closed since)."""
+        return self.state in (ChildState.REGISTERED, ChildState.DISCONNECTED)
+
+    @property
+    def closed(self) -> bool:
+        return self.state in CLOSED_STATES
 
     # -- public API
 
@@ -253,7 +319,7 @@ class ChildConnection:
         """The socket closed (or we close it): leave the registry; pending requests fail."""
         if self.closed:
             return Outcome()
-        self.closed = True
+        self.state = next_child_state(self.state, ChildInput.CLOSE)
         self.registry.remove(self)
         self._set_data(None)
         events: list[Event] = [ResponseError(rid, f"Child disconnected: {reason}") for rid in self.credit]
@@ -271,13 +337,13 @@ class ChildConnection:
 
     def top_hub_url_changed(self) -> list[str]:
         """Frames to send after `hub.top_hub_url` changed: `set_top_hub_url` for a child hub only."""
-        if self.closed or not self.registered or self.node_type != "hub":
+        if self.state is not ChildState.REGISTERED or self.node_type != "hub":
             return []
         return [canonical_json(SetTopHubUrl(self.hub.top_hub_url).to_fields())]
 
     def reachability_found(self, reachable: bool | None, reason: str) -> list[str]:
         """Note the probe's result; the frame that tells the child (only one that was promised it)."""
-        if self.closed or not self.registered:
+        if self.state is not ChildState.REGISTERED:
             return []
         self.reachable = reachable
         if not self.reach_report:
@@ -312,8 +378,9 @@ class ChildConnection:
     # -- internals
 
     def _receive_binary(self, frame: bytes) -> Outcome:
-        if not self.fast_path or not self.registered:
-            raise RemoteProtocolError("Unexpected binary frame")
+        next_child_state(self.state, ChildInput.BINARY)
+        if not self.fast_path:
+            raise RemoteProtocolError(ILLEGAL[ChildInput.BINARY])
         if len(frame) > fastpath.MAX_FAST_CHUNK + 260:
             raise RemoteProtocolError("Message too large")
         bf = fastpath.decode(frame)
@@ -389,15 +456,16 @@ class ChildConnection:
         # 7: dispatch
         command = message.get("command")
         if command == "register_child_node":
-            return self._register(message)
-        if not self.registered:
-            raise RemoteProtocolError(f"Unrecognized command: {command}"[:300])
+            return self._register(message)  # checks its fields first, then the transition
         if command == "report_node_data":
-            return self._report(message)
-        if message.get("message_type") == "http" and isinstance(command, str) \
+            event = ChildInput.REPORT
+        elif message.get("message_type") == "http" and isinstance(command, str) \
                 and command.startswith("http."):
-            return self._http(message)
-        raise RemoteProtocolError(f"Unrecognized command: {command}"[:300])
+            event = ChildInput.HTTP
+        else:
+            event = ChildInput.OTHER
+        next_child_state(self.state, event, command)
+        return self._report(message) if event is ChildInput.REPORT else self._http(message)
 
     def _check_fresh(self, message: dict[str, Any], signature: str, now: float) -> None:
         window = self.limits.freshness_window
@@ -429,14 +497,13 @@ class ChildConnection:
             raise RemoteProtocolError("Sharing of resources has not been confirmed")
         if node_type not in ("leaf", "hub"):
             raise RemoteProtocolError(f"Unexpected child node type: {node_type}"[:300])
-        if self.registered:
-            raise RemoteProtocolError("Child node is already registered")
+        state = next_child_state(self.state, ChildInput.REGISTER)
         self.node_type = str(node_type)
         error = self.registry.add(self)
         if error:
             self.node_type = None
             raise RemoteProtocolError(error)
-        self.registered = True
+        self.state = state
         self.info = info
         fast = fastpath.accept(info.get(fastpath.FIELD), self.limits.fast_window,
                                self.limits.allow_data_connections and node_type == "leaf") \

@@ -12,6 +12,7 @@ until a frame arrives from the hub. Binary frames (fast path only) are not part 
 """
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
@@ -143,8 +144,53 @@ class LinkOutcome:
     close_reason: str = ""
 
 
+# ---------------------------------------------------------------- the state machine
+
+class LinkState(enum.Enum):
+    IDLE = "idle"  # no socket: before the first connection_opened, after connection_lost
+    REGISTERING = "registering"  # socket open, register_child_node sent, no confirmation yet
+    REGISTERED = "registered"  # confirm_registration received: reports and responses may flow
+
+
+class LinkInput(enum.Enum):
+    OPENED = "opened"  # a new socket (the register frame is queued)
+    CONFIRMED = "confirm_registration"
+    LOST = "lost"  # the socket closed
+
+
+# The child's side of spec §2.5 on one screen. A confirmation without a register sent on this
+# socket is refused (the link closes); a repeated one is taken again, as the original child does.
+# The polite alternation (`awaiting_response`, spec §2.7) is a turn inside the open states, not a
+# state of its own: any hub frame hands the turn back.
+LINK_TRANSITIONS: dict[LinkState, dict[LinkInput, LinkState]] = {
+    LinkState.IDLE: {
+        LinkInput.OPENED: LinkState.REGISTERING,
+        LinkInput.LOST: LinkState.IDLE,
+    },
+    LinkState.REGISTERING: {
+        LinkInput.OPENED: LinkState.REGISTERING,
+        LinkInput.CONFIRMED: LinkState.REGISTERED,
+        LinkInput.LOST: LinkState.IDLE,
+    },
+    LinkState.REGISTERED: {
+        LinkInput.OPENED: LinkState.REGISTERING,
+        LinkInput.CONFIRMED: LinkState.REGISTERED,
+        LinkInput.LOST: LinkState.IDLE,
+    },
+}
+
+
+def next_link_state(state: LinkState, event: LinkInput) -> LinkState:
+    """The state after `event`, or RemoteProtocolError (the link then closes)."""
+    target = LINK_TRANSITIONS[state].get(event)
+    if target is None:
+        raise RemoteProtocolError(f"Unexpected {event.value} in state {state.value}")
+    return target
+
+
 class ParentLink:
-    """State of the link to the parent hub. Call `connection_opened` on every (re)connection."""
+    """State of the link to the parent hub (`state`, moved only through LINK_TRANSITIONS).
+    Call `connection_opened` on every (re)connection."""
 
     def __init__(self, signer: Signer, info: dict[str, Any], passcode: str = "",
                  max_frame_bytes: int = DEFAULT_MAX_FRAME) -> None:
@@ -152,10 +198,15 @@ class ParentLink:
         self.info = info
         self.passcode = passcode
         self.max_frame_bytes = max_frame_bytes
+        self.state = LinkState.IDLE
         self._reset()
 
+    @property
+    def registered(self) -> bool:
+        return self.state is LinkState.REGISTERED
+
     def _reset(self) -> None:
-        self.registered = False
+        """Forget everything about the last socket (the state is set by the caller's event)."""
         self.parent_info: dict[str, Any] | None = None
         self.top_hub_url: str | None = None
         self.fast_path = False
@@ -173,11 +224,13 @@ class ParentLink:
 
     def connection_opened(self, now_ms: int) -> list[str | bytes]:
         """A new socket is open: forget the old one and register."""
+        self.state = next_link_state(self.state, LinkInput.OPENED)
         self._reset()
         return self._queue_text(RegisterChildNode(self.info, self.passcode).to_fields(), now_ms)
 
     def connection_lost(self) -> None:
         """The socket closed: pending responses are dropped; the caller reconnects."""
+        self.state = next_link_state(self.state, LinkInput.LOST)
         self._reset()
 
     # -- receiving
@@ -231,7 +284,7 @@ class ParentLink:
         if isinstance(msg, ErrorReply):
             out.events.append(HubError(msg.text))
         elif isinstance(msg, ConfirmRegistration):
-            self.registered = True
+            self.state = next_link_state(self.state, LinkInput.CONFIRMED)
             self.parent_info = msg.info
             fast = msg.fast_tunnel
             self.fast_path = bool(fast and fast.get("version") == fastpath.VERSION

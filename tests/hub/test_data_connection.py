@@ -18,7 +18,7 @@ import requests
 
 from kbtools.hub.tunnel import ChildLink
 from kbtools.protocol import fastpath
-from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, HubInfo
+from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, ChildState, HubInfo
 from kbtools.protocol.messages import InitiateRequest, parse_parent_message
 from kbtools.share.link import open_data_connection
 from tests.deploy.conftest import pki  # noqa: F401  (the fixture: a throwaway CA)
@@ -51,7 +51,7 @@ class _Ws:
 
 def _link(node_id: str) -> ChildLink:
     conn = ChildConnection(HubInfo({}), ChildRegistry())
-    conn.node_id, conn.registered, conn.fast_path, conn.data_connections = node_id, True, True, True
+    conn.node_id, conn.state, conn.fast_path, conn.data_connections = node_id, ChildState.REGISTERED, True, True
     return ChildLink(_Ws(), conn)  # type: ignore[arg-type]
 
 

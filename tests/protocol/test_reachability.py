@@ -9,7 +9,7 @@ import pytest
 from kbtools.client.resolve import found_urls
 from kbtools.hub.reach import ProbePlan, Reach, plan_probe
 from kbtools.protocol.envelope import Signer
-from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, HubInfo, HubLimits
+from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, ChildState, HubInfo, HubLimits
 from kbtools.protocol.leafconn import ParentLink, Reached, Registered, register_info
 from kbtools.protocol.messages import REACHABILITY
 from kbtools.protocol.nodedata import NodeData
@@ -135,7 +135,7 @@ def registry_of(*shares: tuple[str, str, bool | None]) -> ChildRegistry:
     registry = ChildRegistry()
     for node_id, listen_url, reachable in shares:
         conn = ChildConnection(HubInfo({}), registry)
-        conn.node_id, conn.node_type, conn.registered = node_id, "leaf", True
+        conn.node_id, conn.node_type, conn.state = node_id, "leaf", ChildState.REGISTERED
         conn.info = {"name": node_id, "listen_url": listen_url}
         conn.data = NodeData.from_data({"files_by_sha1": {}})
         conn.reachable = reachable
