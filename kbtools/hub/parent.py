@@ -27,6 +27,7 @@ from kbtools.protocol.leafconn import (
     CreditGranted, HubError, ParentLink, Registered, RequestStarted, TopHubUrl, register_info,
 )
 from kbtools.protocol.messages import InitiateRequest
+from kbtools.protocol.policy import describe_failure, replay_headers, request_error, retry_delays
 from kbtools.protocol.routing import decode_tunnel_path
 
 
@@ -36,7 +37,9 @@ class ParentSettings(Protocol):
     @property
     def limits(self) -> HubLimits: ...
     @property
-    def reconnect_delays(self) -> tuple[float, ...]: ...
+    def first_retry(self) -> float: ...
+    @property
+    def max_retry(self) -> float: ...
     @property
     def retry_forever(self) -> bool: ...
     @property
@@ -68,9 +71,6 @@ class HubSide(Protocol):
     async def set_top_hub_url(self, url: str) -> None: ...
 
 READ_CHUNK = 1024 * 1024
-SKIPPED_REQUEST_HEADERS = frozenset({"host", "connection", "keep-alive", "upgrade", "transfer-encoding",
-                                     "content-length", "te", "trailer", "proxy-connection", "cookie",
-                                     "authorization", "proxy-authorization"})
 
 
 def parent_url_of(config: Mapping[str, Any]) -> str | None:
@@ -103,8 +103,8 @@ class ParentConnector:
         self._changed.set()
 
     async def run(self) -> None:
-        delays = self.hub.settings.reconnect_delays
-        failures = 0
+        settings = self.hub.settings
+        delays = retry_delays(settings.first_retry, settings.max_retry)
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             self._session = session
             while True:
@@ -113,14 +113,15 @@ class ParentConnector:
                     registered, refusal = await self._connect_once(session)
                     reason = "connection closed"
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
-                    reason = f"{type(e).__name__}: {e}"[:300]
-                failures = 0 if registered else failures + 1
-                delay = delays[min(failures, len(delays) - 1)]
+                    reason = describe_failure(e)[:300]
+                if registered:
+                    delays = retry_delays(settings.first_retry, settings.max_retry)
+                delay = next(delays)
                 if refusal is None:
                     self.hub.emit("parent_disconnected", parent_hub_url=self.url, reason=reason,
                                   retry_in=delay)
                 else:
-                    give_up = refusal.permanent and not self.hub.settings.retry_forever
+                    give_up = refusal.permanent and not settings.retry_forever
                     self.hub.emit("parent_refused", parent_hub_url=self.url,
                                   reason=refusal.text[:300], permanent=refusal.permanent,
                                   retry_in=None if give_up else delay)
@@ -231,8 +232,7 @@ class ParentConnector:
         assert self._session is not None
         path = quote(decode_tunnel_path(request.path), safe="/")
         url = URL(f"{self.hub.url}/{path}", encoded=True)
-        headers = {k: v for k, v in request.headers.items()
-                   if isinstance(v, str) and k.lower() not in SKIPPED_REQUEST_HEADERS}
+        headers = replay_headers(request.headers)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10,
                                         sock_read=self.hub.settings.response_timeout)
         try:
@@ -257,8 +257,7 @@ class ParentConnector:
             pass  # the link was reset: nothing to answer
         except Exception as e:
             try:
-                await self._send(self.link.report_error(rid, f"Error in request: {type(e).__name__}",
-                                                        _now_ms()))
+                await self._send(self.link.report_error(rid, request_error(e), _now_ms()))
             except LocalProtocolError:
                 pass
         finally:

@@ -32,6 +32,7 @@ from kbtools.protocol.hubconn import (
     ChildConnection, ChildRegistered, ChildRegistry, ConnectionClosed, HubInfo, HubLimits,
     IndexRefused, NodeDataUpdated, Outcome, ResponseData, ResponseEnd, ResponseError, ResponseHeaders,
 )
+from kbtools.protocol.policy import FIRST_RETRY, MAX_RETRY
 from kbtools.protocol.routing import (
     InvalidResponse, check_response_head, child_find_results, find_answer, hub_node_data,
     node_info_object, nodeinfo_answer, plan_find, route, unable_to_locate,
@@ -79,7 +80,10 @@ class HubSettings:
     # keep-alive connection): a client trickling header bytes is dropped.
     request_head_timeout: float = 20.0
     report_interval: float = 5.0  # node data reports to the parent
-    reconnect_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 10.0)  # then the last one, for ever
+    # Reconnecting to the parent: first_retry seconds, doubling up to max_retry, with jitter
+    # (kbtools.protocol.policy.retry_delays, as a share does).
+    first_retry: float = FIRST_RETRY
+    max_retry: float = MAX_RETRY
     retry_forever: bool = False  # also after a parent's refusal that cannot heal (wrong passcode)
     clock: Callable[[], float] = time.time  # frame timestamps are checked against it
     # TLS (kb-hub --tls-cert/--tls-key): HTTPS and WSS on the same port (aiohttp's own TLS).

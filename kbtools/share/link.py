@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import select
 import socket
 import ssl
@@ -42,6 +41,9 @@ from kbtools.protocol.leafconn import (
     TopHubUrl,
 )
 from kbtools.protocol.messages import InitiateRequest
+from kbtools.protocol.policy import (
+    MAX_RETRY, describe_failure, replay_headers, request_error, retry_delays,
+)
 from kbtools.protocol.routing import HOP_BY_HOP, decode_tunnel_path
 from kbtools.share.access import tunnel_headers
 
@@ -52,26 +54,14 @@ REPORT_INTERVAL = 5.0  # the hub closes a link silent for 60 s; reports are the 
 MIN_REPORT_GAP = 1.0  # an index change is reported this soon after the previous report, not sooner
 STALL_TIMEOUT = 60.0  # no frame from the hub for this long while we wait for one: the link is dead
 CONNECT_TIMEOUT = 10.0
-FIRST_RETRY = 1.0
-MAX_RETRY = 10.0
 MAX_REQUESTS = 64  # tunnelled requests served at once
 FAST_CHUNK = 1024 * 1024
 DATA_RETRY = 60.0  # after a refused data connection, bodies go on the websocket this long
 CANCEL_GRACE = 2.0  # a broken data connection: seconds to wait for the hub's CANCEL
-# Never passed on to the share's own server (the body is re-framed, the host is ours).
-DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def retry_delays(first: float = FIRST_RETRY, cap: float = MAX_RETRY):
-    """1, 2, 4, 8, 10, 10, ... seconds, each with ±20 % jitter (many shares, one restarted hub)."""
-    delay = first
-    while True:
-        yield delay * random.uniform(0.8, 1.2)
-        delay = min(cap, delay * 2)
 
 
 @dataclass
@@ -208,7 +198,7 @@ class HubLink:
                 break
             if registered:
                 delays = retry_delays(cap=self.max_retry)
-            delay = round(next(delays), 1)
+            delay = next(delays)
             refusal = None if registered else self._refusal
             if refusal is None:
                 self.on_event({"event": "disconnected", "reason": reason, "retry_in": delay})
@@ -239,7 +229,7 @@ class HubLink:
                 message = tls.certificate_message(self.ws_url, exc)
                 self._refusal = CertificateRefusal(message)  # type: ignore[assignment]
                 return False, message
-            return False, f"connection to parent hub {self.hub_url} failed: {_describe(exc)}"
+            return False, f"connection to parent hub {self.hub_url} failed: {describe_failure(exc)}"
         ws.settimeout(None)  # blocking reads; stop() and the stall check abort the socket
         bound_frames(ws, self.link.max_frame_bytes)
         with self._lock:
@@ -333,7 +323,7 @@ class HubLink:
         except websocket.WebSocketPayloadException as exc:
             self._hub_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any socket error ends this connection
-            log.debug("link reader: %s", _describe(exc))
+            log.debug("link reader: %s", describe_failure(exc))
         finally:
             closed.set()
 
@@ -406,11 +396,9 @@ class HubLink:
         except _Gone:
             pass
         except Exception as exc:  # noqa: BLE001 - reported to the hub, never raised
-            log.debug("tunnel %s: %s", rid, _describe(exc))
+            log.debug("tunnel %s: %s", rid, describe_failure(exc))
             try:
-                # the exception's type only: its text may hold local paths
-                self._call(generation, lambda t: self.link.report_error(
-                    rid, f"Error in request: {type(exc).__name__}", t))
+                self._call(generation, lambda t: self.link.report_error(rid, request_error(exc), t))
             except _Gone:
                 pass
         finally:
@@ -432,9 +420,9 @@ class HubLink:
         rid = request.request_id
         path = decode_tunnel_path(request.path)
         url = f"{self.local_url}/{quote(path, safe='/')}"
-        headers = {str(k): v for k, v in request.headers.items()
-                   if isinstance(v, str) and str(k).lower() not in DROP_REQUEST_HEADERS}
-        headers["Accept-Encoding"] = "identity"
+        headers = {k: v for k, v in replay_headers(request.headers).items()
+                   if k.lower() != "accept-encoding"}
+        headers["Accept-Encoding"] = "identity"  # the body goes up as the file's bytes
         headers = tunnel_headers(headers, request.query, self.tunnel_key, request.method)
         local = self.local_file(path) if request.method == "GET" else None
         if local is not None:
@@ -483,7 +471,7 @@ class HubLink:
                                         request.data_token)
         except OSError as exc:  # refused upgrade, a proxy in between, TLS, network: websocket then
             if self._data_refused_at is None:
-                self.say(f"data connection to {self.hub_url} refused ({_describe(exc)}); download "
+                self.say(f"data connection to {self.hub_url} refused ({describe_failure(exc)}); download "
                          f"bodies go on the websocket")
             self._data_refused_at = time.monotonic()
             return None
@@ -609,8 +597,3 @@ def _body_span(resp: requests.Response) -> tuple[int, int] | None:
     except (KeyError, ValueError):
         return None
     return (first, length) if unit == "bytes" else None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

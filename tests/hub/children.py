@@ -89,7 +89,8 @@ class HubNode:
             config = {"listen_port": str(port)}
         identity, config = make_identity(node_dir, "hub", config)
         self.events: list[dict[str, Any]] = []
-        settings.setdefault("reconnect_delays", (0.2, 0.5))
+        settings.setdefault("first_retry", 0.2)
+        settings.setdefault("max_retry", 0.5)
         settings.setdefault("report_interval", 0.5)
         self.hub = Hub(HubSettings(node_dir=node_dir, config=config, identity=identity, port=port,
                                    parent_passcode=parent_passcode, clock=clock, **settings),
