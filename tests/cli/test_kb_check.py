@@ -63,7 +63,7 @@ def test_no_argument_is_usage_error():
 
 
 def test_one_verdict_line_per_dataset_on_stderr(tmp_path):
-    # issue 11 item 7: a person sees the verdict, not only 70 lines of JSON
+    # a person sees the verdict, not only 70 lines of JSON
     d1, d2, d3 = write_sample_study(tmp_path, names=("d1", "d2", "d3"), channels=32, samples=100)
     raw = (d1 / "raw.mda").read_bytes()
     (d1 / "raw.mda").write_bytes(raw[:-10])
@@ -105,7 +105,7 @@ def test_a_newline_in_a_name_keeps_the_verdict_one_line(tmp_path):
 
 
 def test_a_truncated_raw_still_gets_the_geometry_check(tmp_path):
-    # issue 11 item 6, through the command
+    # one finding never hides another, through the command
     (ds,) = write_sample_study(tmp_path, names=("dataset1",), channels=32, samples=100)
     raw = (ds / "raw.mda").read_bytes()
     (ds / "raw.mda").write_bytes(raw[:-10])

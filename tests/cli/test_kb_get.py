@@ -227,7 +227,7 @@ def test_a_directory_through_the_hub_costs_one_find_and_one_probe(env):
     assert kinds.count("FIND") == 1 and kinds.count("HEAD") == 1
 
 
-# -- which route carried the bytes (issue 11, item 8) --------------------------------------------------
+# -- which route carried the bytes ---------------------------------------------------------------------
 
 def test_each_record_names_the_route_and_the_url_that_served_it(env):
     network, contents, out = env
@@ -273,7 +273,7 @@ def test_the_progress_bar_says_direct_or_via_which_hub(env):
     assert f"(via hub 127.0.0.1:{network.hub.port})" in "".join(terminal.text)
 
 
-# -- bad input is a usage error, said once (issue 11, item 9) -----------------------------------------
+# -- bad input is a usage error, said once -------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_a_hub_setting_that_is_not_a_url_is_a_usage_error(env, monkeypatch, how):
@@ -340,7 +340,7 @@ def test_a_file_in_the_way_inside_the_output_directory_is_a_clear_record_error(e
     assert (out / "hello.txt").read_bytes() == contents["hello.txt"]
 
 
-# -- the cache (issue 11, item 11) ---------------------------------------------------------------------
+# -- the cache ---------------------------------------------------------------------------------------
 
 def test_editing_a_download_in_place_changes_no_other_copy(env, tmp_path):
     network, contents, out = env

@@ -81,7 +81,7 @@ def test_found_urls_with_raw_paths_are_encoded_and_encoded_ones_kept():
     assert encode_found_url("http://h:1/other/x", "abc", "x") == "http://h:1/other/x"
 
 
-# -- hostile URLs (issue 18) ------------------------------------------------------------------------
+# -- hostile URLs ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url", [
     "kbucket://3dfec2317053/a/./b", "kbucket://3dfec2317053/./a", "kbucket://3dfec2317053/a/.",

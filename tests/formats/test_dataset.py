@@ -83,7 +83,7 @@ def test_transposed_raw_is_named(tmp_path):
 
 
 def test_truncated_raw_still_gets_the_row_check_and_its_shape(tmp_path):
-    # issue 11 item 6: a truncated raw.mda whose header is readable hid G6 and the channel count
+    # a truncated raw.mda whose header is readable hid G6 and the channel count
     ds = dataset(tmp_path, channels=32, samples=100)
     data = (ds / "raw.mda").read_bytes()
     (ds / "raw.mda").write_bytes(data[:-10])

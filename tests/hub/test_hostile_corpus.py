@@ -1,4 +1,4 @@
-"""A live hub takes a fixed corpus of hostile input (every refusal of issue 12 and its neighbours)
+"""A live hub takes a fixed corpus of hostile input (every refusal of docs/hub.md's "Facing the internet" and its neighbours)
 while a good share keeps serving correct bytes: every bad frame gets its error and a close, no
 traceback reaches stderr or the log, the children's node data stays within the index bound, and
 the file descriptors come back to where they started."""

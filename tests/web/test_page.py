@@ -155,7 +155,7 @@ def test_a_node_that_is_not_connected_gets_a_message(page, network, console):
     page.goto(page_url(network, node_id="0123456789ab"))
     expect(page.locator(".problem h1")).to_have_text("Cannot show node 0123456789ab")
     expect(page.locator(".problem")).to_contain_text("not connected to this hub")
-    # issue 11 item 10: the top bar names the hub, not "kbtools kbtools"
+    # the top bar names the hub, not "kbtools kbtools"
     expect(page.locator("#crumbs li")).to_have_text([network.hub_name, "0123456789ab"])
     assert page.locator("header.top").inner_text().split() == ["kbtools", network.hub_name, "0123456789ab"]
     assert network.hub_name in page.title()
@@ -183,7 +183,7 @@ def test_a_phone_sees_the_dataset_without_scrolling_sideways(browser, network, c
 
 
 def test_the_kb_get_line_works_as_pasted_on_another_machine(page, network, tmp_path):
-    # issue 11 item 8: the line names the hub, so no KBUCKET_URL is needed where it is pasted
+    # the line names the hub, so no KBUCKET_URL is needed where it is pasted
     page.goto(page_url(network, share=network.share_id, path="dataset1"))
     line = page.locator("section.dataset .usage .copy-text").first
     expect(line).to_contain_text("kb-get --hub")
@@ -199,7 +199,7 @@ def test_the_kb_get_line_works_as_pasted_on_another_machine(page, network, tmp_p
 
 
 def test_a_truncated_raw_mda_still_shows_its_channels_and_every_finding(page, network):
-    # issue 11 item 6: the header says 32 channels; the data is cut short; geom.csv has 30 rows
+    # the header says 32 channels; the data is cut short; geom.csv has 30 rows
     folder = network.share_dir / "notes" / "cut32"
     write_sample_dataset(folder, channels=32, samples=1000)
     raw = folder / "raw.mda"
