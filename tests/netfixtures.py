@@ -249,3 +249,19 @@ def network(tmp_path: Path) -> Iterator[Network]:
     """A `Network` under the test's tmp_path; every node is stopped at the end of the test."""
     with Network(tmp_path / "net") as net:
         yield net
+
+
+def wait_found(hub_url: str, *contents: bytes | str, timeout: float = 60) -> None:
+    """Until the hub's find answers every one of ``contents`` (bytes, or their SHA-1): the share
+    has hashed and reported them."""
+    import hashlib
+
+    import requests
+
+    from tests.waiting import wait_for
+
+    for item in contents:
+        sha1 = item if isinstance(item, str) else hashlib.sha1(item).hexdigest()
+        wait_for(lambda: requests.get(f"{hub_url}/find/{sha1}/", timeout=10).json().get("found"),
+                 timeout, f"{sha1} never found at {hub_url}",
+                 ignore=(requests.RequestException, ValueError))

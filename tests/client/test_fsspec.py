@@ -5,11 +5,9 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 fsspec = pytest.importorskip("fsspec")
 
@@ -18,7 +16,7 @@ from kbtools.client.fsspec_fs import IntegrityError, KbucketFileSystem, Sha1File
 from kbtools.formats.sample import write_sample_dataset  # noqa: E402
 
 from ..conftest import ROOT  # noqa: E402
-from ..netfixtures import Network, free_port  # noqa: E402
+from ..netfixtures import Network, free_port, wait_found  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -41,21 +39,6 @@ def share_files(root: Path) -> dict[str, bytes]:
     return contents
 
 
-def wait_indexed(hub_url: str, contents: dict[str, bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    for data in contents.values():
-        sha1 = hashlib.sha1(data).hexdigest()
-        while True:
-            try:
-                if requests.get(f"{hub_url}/find/{sha1}/", timeout=5).json().get("found"):
-                    break
-            except (requests.RequestException, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the hub never found {sha1}")
-            time.sleep(0.1)
-
-
 class Net:
     def __init__(self, nodes: Network) -> None:
         root = nodes.root / "share"
@@ -64,7 +47,7 @@ class Net:
         self.hub = nodes.hub("hub", passcode="pass")
         self.share = nodes.share("share", parent=self.hub, passcode="pass")
         self.share_dir = root
-        wait_indexed(self.hub.url, self.contents)
+        wait_found(self.hub.url, *self.contents.values())
 
     @property
     def node_id(self) -> str:

@@ -21,7 +21,7 @@ from kbtools.client import DownloadOptions, VerificationError, download, resolve
 from kbtools.client.download import MiB, part_path, state_path
 
 from ..conftest import ROOT, run_cli, validate
-from ..netfixtures import Network
+from ..netfixtures import Network, wait_found
 from .conftest import fill_share
 
 BIG = "big.bin"
@@ -69,18 +69,7 @@ class Real:
 
     def wait_indexed(self, timeout: float = 60) -> None:
         """Until the hub finds every file (the share hashed and reported them)."""
-        deadline = time.monotonic() + timeout
-        for data in self.contents.values():
-            sha1 = hashlib.sha1(data).hexdigest()
-            while True:
-                try:
-                    if requests.get(f"{self.hub_url}/find/{sha1}/", timeout=5).json().get("found"):
-                        break
-                except (requests.RequestException, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the hub never found {sha1}")
-                time.sleep(0.1)
+        wait_found(self.hub_url, *self.contents.values(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

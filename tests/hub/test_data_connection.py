@@ -22,7 +22,7 @@ from kbtools.protocol.hubconn import ChildConnection, ChildRegistry, ChildState,
 from kbtools.protocol.messages import InitiateRequest, parse_parent_message
 from kbtools.share.link import open_data_connection
 from tests.deploy.conftest import pki  # noqa: F401  (the fixture: a throwaway CA)
-from tests.netfixtures import Network, free_port
+from tests.netfixtures import Network, free_port, wait_found
 
 SIZE = 3 * 1024 * 1024 + 17  # above fastpath.DATA_MIN_BYTES
 DATA = os.urandom(SIZE)
@@ -78,14 +78,6 @@ def test_a_token_is_good_once_for_its_own_request_only():
 
 
 # ---------------------------------------------------------------- real processes
-
-def wait_found(hub_url: str, data: bytes, timeout: float = 60) -> None:
-    sha1 = hashlib.sha1(data).hexdigest()
-    deadline = time.monotonic() + timeout
-    while not requests.get(f"{hub_url}/find/{sha1}/", timeout=10).json().get("found"):
-        assert time.monotonic() < deadline, "never found"
-        time.sleep(0.1)
-
 
 def metrics(hub) -> dict:
     return requests.get(f"{hub.url}/{hub.node_id}/api/nodeinfo", timeout=10).json()["metrics"]

@@ -11,18 +11,9 @@ import pytest
 import requests
 
 from tests.conftest import validate
-from tests.netfixtures import Network
+from tests.netfixtures import Network, wait_found
 
 ODD = "sub dir/odd #1? ü.bin"
-
-
-def wait_found(hub_url: str, sha1s: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    for sha1 in sha1s:
-        while not requests.get(f"{hub_url}/find/{sha1}/", timeout=10).json().get("found"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{sha1} never found at {hub_url}")
-            time.sleep(0.1)
 
 
 def wait_routed(hub_url: str, node_id: str, timeout: float = 60) -> None:
@@ -43,7 +34,7 @@ def test_tree_of_real_processes(tmp_path):
         share_a = net.share("a", top, passcode="tp", files={"data/raw.mda": a_data})
         # Share b speaks only the compatible tunnel; the hubs between them use the fast one.
         share_b = net.share("b", mid, passcode="cp", files={ODD: b_data}, args=("--no-fast-path",))
-        wait_found(top.url, [a_sha1, b_sha1])
+        wait_found(top.url, a_sha1, b_sha1)
 
         find_b = requests.get(f"{top.url}/find/{b_sha1}/", timeout=10).json()
         suffix = f"/{share_b.node_id}/download/{ODD}"
@@ -65,7 +56,7 @@ def test_tree_of_real_processes(tmp_path):
         # A hub restarting gets every share and child hub back (they reconnect to the same port).
         top.stop()
         top.start()
-        wait_found(top.url, [a_sha1, b_sha1], timeout=90)
+        wait_found(top.url, a_sha1, b_sha1, timeout=90)
         # find asks the child hub live; routing needs its subtree report, which follows its registration.
         deadline = time.monotonic() + 30
         while requests.get(f"{top.url}/{share_b.node_id}/api/nodeinfo", timeout=10).status_code != 200:
