@@ -15,8 +15,7 @@ from kbtools.formats.mda import write_mda  # noqa: E402
 from kbtools.formats.sample import sample_traces, write_sample_dataset  # noqa: E402
 from kbtools.spikeinterface import parse_raw_header, read_recording  # noqa: E402
 
-from .client.test_fsspec import wait_indexed  # noqa: E402
-from .netfixtures import Network  # noqa: E402
+from .netfixtures import Network, wait_found  # noqa: E402
 
 DTYPES = ["int16", "uint16", "int32", "uint32", "float32", "float64", "uint8"]
 NWB_SAMPLES, NWB_CHANNELS = 100_000, 32
@@ -69,7 +68,7 @@ class Share:
         contents = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
         self.hub = nodes.hub("hub")
         self.share = nodes.share("study", parent=self.hub)
-        wait_indexed(self.hub.url, contents)
+        wait_found(self.hub.url, *contents.values())
 
     def url(self, rel: str) -> str:
         return f"kbucket://{self.share.node_id}/{rel}"
