@@ -47,8 +47,8 @@ from kbtools.index.paths import UnsafePath, safe_relpath
 PREFIX = "kbt1"
 SIGNED_PREFIX = b"kbucket-grant-v1\n"
 MAX_TOKEN_LENGTH = 4096
-TOKEN_RE = re.compile(r"^kbt1\.[A-Za-z0-9_-]{1,2000}\.[A-Za-z0-9_-]{1,2000}$")
-GRANT_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+TOKEN_RE = re.compile(r"kbt1\.[A-Za-z0-9_-]{1,2000}\.[A-Za-z0-9_-]{1,2000}\Z")  # \Z: no "\n" after
+GRANT_ID_RE = re.compile(r"[0-9a-f]{16}\Z")
 FIELDS = frozenset({"v", "node", "path", "exp", "iat", "id"})
 #: the query parameter and the request header that carry a token
 QUERY_PARAMETER = "token"
@@ -232,8 +232,7 @@ def token_from(query: Mapping[str, str], headers: Mapping[str, str]) -> str | No
     auth = headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    value = query.get(QUERY_PARAMETER)
-    return value.strip() if value else None
+    return query.get(QUERY_PARAMETER) or None  # as sent: only header values lose their spaces
 
 
 def split_link(url: str) -> tuple[str, str | None]:

@@ -272,6 +272,15 @@ def test_hostile_tokens(private: tuple[Served, list[dict[str, Any]]], data: st.D
     assert status in (400, 401), (bad, status)
 
 
+def test_a_token_is_taken_exactly_as_it_was_made(private: tuple[Served, list[dict[str, Any]]]) -> None:
+    served, _ = private
+    token = _hostile_base(served)
+    path = f"/{served.ctx.node_id}/download/dataset1/params.json"
+    assert status_of(served, path, token, "query") == 200
+    for spelt in (token + "\n", token + "\r", " " + token, token + " "):
+        assert status_of(served, path, spelt, "query") in (400, 401), repr(spelt[-3:])
+
+
 _BASE: dict[str, str] = {}
 
 
