@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from kbtools.protocol.messages import InitiateRequest, parse_parent_message
 from kbtools.share.link import open_data_connection
 from tests.deploy.conftest import pki  # noqa: F401  (the fixture: a throwaway CA)
 from tests.netfixtures import Network, free_port, wait_found
+from tests.waiting import wait_for
 
 SIZE = 3 * 1024 * 1024 + 17  # above fastpath.DATA_MIN_BYTES
 DATA = os.urandom(SIZE)
@@ -228,20 +230,26 @@ def test_a_hub_without_data_connections_keeps_bodies_on_the_websocket(tmp_path):
         assert metrics(hub).get("data_connections", 0) == 0
 
 
-def test_a_slow_client_holds_the_hub_memory_bounded(tmp_path):
-    size = 256 * 1024 * 1024
+BIG_SIZE = 256 * 1024 * 1024
+
+
+def serve_big_file(net: Network, tmp_path: Path) -> tuple[Any, Any, str]:
+    """A hub, and a share of one sparse 256 MiB file under it; the file's URL through the hub."""
     big = tmp_path / "s" / "big.bin"
     big.parent.mkdir(parents=True)
     with big.open("wb") as f:
-        f.truncate(size)
+        f.truncate(BIG_SIZE)
+    hub = net.hub("hub", passcode="p")
+    share = net.share("s", hub, passcode="p")
+    url = f"{hub.url}/{share.node_id}/download/big.bin"
+    wait_for(lambda: requests.head(url, timeout=10).status_code == 200, 60, "the file never served")
+    return hub, share, url
+
+
+def test_a_slow_client_holds_the_hub_memory_bounded(tmp_path):
+    size = BIG_SIZE
     with Network(tmp_path) as net:
-        hub = net.hub("hub", passcode="p")
-        share = net.share("s", hub, passcode="p")
-        deadline = time.monotonic() + 60
-        url = f"{hub.url}/{share.node_id}/download/big.bin"
-        while requests.head(url, timeout=10).status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        hub, share, url = serve_big_file(net, tmp_path)
         before = rss_kib(hub.process.pid)
         got = 0
         with requests.get(url, stream=True, timeout=60) as r:
@@ -259,19 +267,9 @@ def test_a_slow_client_holds_the_hub_memory_bounded(tmp_path):
 
 
 def test_a_share_dying_mid_download_breaks_the_transfer(tmp_path):
-    size = 256 * 1024 * 1024
-    big = tmp_path / "s" / "big.bin"
-    big.parent.mkdir(parents=True)
-    with big.open("wb") as f:
-        f.truncate(size)
+    size = BIG_SIZE
     with Network(tmp_path) as net:
-        hub = net.hub("hub", passcode="p")
-        share = net.share("s", hub, passcode="p")
-        url = f"{hub.url}/{share.node_id}/download/big.bin"
-        deadline = time.monotonic() + 60
-        while requests.head(url, timeout=10).status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        hub, share, url = serve_big_file(net, tmp_path)
         got = 0
         with pytest.raises(requests.exceptions.RequestException):
             with requests.get(url, stream=True, timeout=60) as r:
