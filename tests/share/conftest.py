@@ -5,9 +5,10 @@ import http.client
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import pytest
@@ -84,18 +85,25 @@ class Served:
         return f"/{self.ctx.node_id}/download/{quote(rel)}"
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@contextmanager
+def serving(tmp_path: Path, add_files: Callable[[Path], None] | None = None,
+            set_up: Callable[[ShareContext], None] | None = None) -> Iterator[Served]:
+    """The test share's files served on a free port, stopped at the end. ``add_files(root)`` runs
+    before the index is made, ``set_up(ctx)`` before the server starts."""
     root = tmp_path / "share"
     root.mkdir()
     original_node(root)
     build_share(root, tmp_path / "outside")
+    if add_files is not None:
+        add_files(root)
     node = prepare_node(root, "leaf")
     index = ShareIndex(root)
     index.refresh()
     port = free_port()
     ctx = ShareContext(root, node.node_id, node.config, node.identity.public_pem, index,
                        f"http://127.0.0.1:{port}")
+    if set_up is not None:
+        set_up(ctx)
     server = ShareServer(ShareApi(ctx), "127.0.0.1", port)
     server.start()
     try:
@@ -103,3 +111,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     finally:
         server.stop()
         index.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as share:
+        yield share

@@ -17,18 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kbtools.cli.grant_cmds import make_grant
-from kbtools.index.share_index import ShareIndex
-from kbtools.node.config import prepare_node
 from kbtools.node.grants import (
     GrantError, GrantStore, check_grant, covers, parse_expiry, read_token, redact, sign_grant,
     split_link,
 )
 from kbtools.node.identity import create_identity, load_public_key
 from kbtools.share.access import AccessPolicy
-from kbtools.share.api import ShareApi, ShareContext, ShareServer
+from kbtools.share.api import ShareContext
 from tests.conftest import validate
-from tests.netfixtures import free_port
-from tests.share.conftest import Served, build_share, original_node
+from tests.share.conftest import Served, serving
 
 
 def _b64(data: bytes) -> str:
@@ -41,27 +38,17 @@ def _unb64(text: str) -> bytes:
 
 @pytest.fixture
 def private(tmp_path: Path) -> Iterator[tuple[Served, list[dict[str, Any]]]]:
-    root = tmp_path / "share"
-    root.mkdir()
-    original_node(root)
-    build_share(root, tmp_path / "outside")
-    (root / "dataset1" / "link-out").symlink_to(root / "one.txt")  # inside the grant, leads out
-    node = prepare_node(root, "leaf")
-    index = ShareIndex(root)
-    index.refresh()
-    port = free_port()
-    ctx = ShareContext(root, node.node_id, node.config, node.identity.public_pem, index,
-                       f"http://127.0.0.1:{port}")
-    ctx.access = AccessPolicy(root, node.node_id, node.identity.public_pem)
     events: list[dict[str, Any]] = []
-    ctx.on_served = events.append
-    server = ShareServer(ShareApi(ctx), "127.0.0.1", port)
-    server.start()
-    try:
-        yield Served(root, ctx, server, port), events
-    finally:
-        server.stop()
-        index.close()
+
+    def link_out(root: Path) -> None:  # inside the grant, leads out
+        (root / "dataset1" / "link-out").symlink_to(root / "one.txt")
+
+    def make_private(ctx: ShareContext) -> None:
+        ctx.access = AccessPolicy(ctx.root, ctx.node_id, ctx.public_pem)
+        ctx.on_served = events.append
+
+    with serving(tmp_path, link_out, make_private) as share:
+        yield share, events
 
 
 def grant(served: Served, path: str = "dataset1", expires: str = "30d", label: str = "for Bob",
