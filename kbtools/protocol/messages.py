@@ -33,7 +33,7 @@ def loads_network_json(text: str | bytes) -> Any:
     surrogate (``"\\ud800"``) would make every JSON or UTF-8 writer that meets it raise.
     """
     obj = json.loads(text, parse_constant=_refuse_constant)
-    if "\\u" in (text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    if _has_escape(text):
         try:  # only escapes can make a lone surrogate: the UTF-8 of the frame itself is checked
             json.dumps(obj, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -41,10 +41,21 @@ def loads_network_json(text: str | bytes) -> Any:
     return obj
 
 
+def _has_escape(text: str | bytes) -> bool:
+    """Whether JSON text holds a \\u escape (only an escape can make a lone surrogate: the text's own
+    UTF-8 is checked as it is decoded). The backslash alone is looked for first, one memchr pass;
+    the two characters at once take a hundred times longer over base64, full of u's."""
+    escape = "\\u" if isinstance(text, str) else b"\\u"
+    return escape[:1] in text and escape in text  # type: ignore[operator]
+
+
 def decode_base64(value: Any) -> bytes:
-    """Strict base64 (the alphabet, padding at the end only) in one C pass; ValueError otherwise.
-    (base64.b64decode(validate=True) checks with a regular expression first: twice the work.)"""
-    return binascii.a2b_base64(str(value).encode("ascii"), strict_mode=True)
+    """Strict base64 text (the alphabet, padding at the end only) in one C pass; ValueError
+    otherwise. (base64.b64decode(validate=True) checks with a regular expression first: twice the
+    work.)"""
+    if not isinstance(value, str):
+        raise ValueError("base64 that is not text")
+    return binascii.a2b_base64(value, strict_mode=True)
 
 
 _ENVELOPE_HEAD = '{"message":'
@@ -70,7 +81,7 @@ def loads_envelope(text: str) -> tuple[Any, str | None]:
         return loads_network_json(text), None
     if not isinstance(tail, dict) or "message" in tail:  # a repeated key: JSON's last one wins
         return loads_network_json(text), None
-    if "\\u" in text:  # only escapes can make a lone surrogate (as loads_network_json checks)
+    if _has_escape(text):  # as loads_network_json checks
         try:
             json.dumps([message, tail], ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -236,7 +247,7 @@ def parse_parent_message(obj: Any) -> ParentMessage | None:
                                    else None)
         if cmd == "http.write_request_data":
             try:
-                data = base64.b64decode(str(obj.get("data_base64", "")), validate=True)
+                data = decode_base64(obj.get("data_base64", ""))
             except ValueError:  # binascii.Error, or text that is not ASCII
                 raise RemoteProtocolError("Invalid data_base64") from None
             return WriteRequestData(rid, data)

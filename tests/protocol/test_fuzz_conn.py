@@ -234,18 +234,20 @@ def test_an_oversized_frame_from_the_hub_closes_the_link():
 
 
 @pytest.mark.parametrize("side", ["hub", "child"])
-def test_base64_that_is_not_ascii_is_a_clean_refusal(side):
-    """Found by the fuzzer: `data_base64` with a non-ASCII character raised ValueError in the share."""
+@pytest.mark.parametrize("value", ["\u0080", None, 1234, True, ["eA=="]])
+def test_base64_that_is_not_ascii_text_is_a_clean_refusal(side, value):
+    """Found by the fuzzer: `data_base64` with a non-ASCII character raised ValueError in the share.
+    A number or null is no base64 text either (1234 and null were once read as their spelling)."""
     if side == "child":
         link = ParentLink(SIGNER, info(), "hubpass")
         link.connection_opened(NOW_MS)
         link.receive_frame(json.dumps(HUB_TEMPLATES[4]), NOW_MS)
-        out = link.receive_frame(json.dumps({**HUB_TEMPLATES[5], "data_base64": "\u0080"}), NOW_MS)
+        out = link.receive_frame(json.dumps({**HUB_TEMPLATES[5], "data_base64": value}), NOW_MS)
         assert out.close and out.close_reason == "Invalid data_base64"
     else:
         registry = ChildRegistry(HubLimits())
         conn = ChildConnection(HubInfo({"name": "hub"}, passcode="hubpass"), registry, NOW)
         conn.receive_frame(SIGNER.frame(CHILD_TEMPLATES[0], NOW_MS - 5), NOW)
         conn.open_request(RID)
-        out = conn.receive_frame(SIGNER.frame({**CHILD_TEMPLATES[7], "data_base64": "\u0080"}, NOW_MS), NOW)
+        out = conn.receive_frame(SIGNER.frame({**CHILD_TEMPLATES[7], "data_base64": value}, NOW_MS), NOW)
         assert json.loads(out.replies[0]) == {"error": "Invalid data_base64. Closing websocket."}
