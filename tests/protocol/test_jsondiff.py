@@ -164,3 +164,61 @@ def test_diff_of_values_that_are_not_both_objects():
     assert diff({"a": {"b": 1}}, {"a": 5}) == {"a": [{"b": 1}, 5]}
     assert diff({"a": 1, "b": 2}, {"a": 1, "b": 2}) is None
     assert diff({"a": {"b": 1}, "c": 1}, {"a": {"b": 1}, "c": 2}) == {"c": [1, 2]}
+
+
+# -- what arrives from the network, and the shapes next to the supported ones ----------------------------
+
+def test_deltas_parsed_from_json_text():
+    # keys and values parsed from a frame are new string objects, never the constants of the code
+    delta = json.loads('{"a": {"_t": "a", "_0": [1, 0, 0], "1": ["x"]}}')
+    assert patch({"a": [1, 2]}, delta) == {"a": [2, "x"]}
+
+
+def test_a_text_patch_at_the_top_patches_the_value():
+    assert patch(LONG, [text_patch(LONG, LONGER), 0, 2]) == LONGER
+
+
+@pytest.mark.parametrize("shape", [[1, -1, 0], [1, 0, -1], [1, 0, 0, 0], [1, 0, 1], [1, 1, 0],
+                                   ["@@ -1 +1 @@\n", 1, 2], ["@@ -1 +1 @@\n", -1, 2],
+                                   ["@@ -1 +1 @@\n", 0, 3], ["@@ -1 +1 @@\n", 0, 2, 0]])
+def test_only_0_0_deletes_and_only_0_2_patches_text(shape):
+    with pytest.raises(RemoteProtocolError, match="unsupported delta shape"):
+        patch({"a": "abc"}, {"a": shape})
+
+
+@pytest.mark.parametrize("removal", [[1, 0, -1], [1, 0, 0, 0], ["", 0, 3], ["", 1, 3]])
+def test_an_array_removal_is_exactly_old_0_0(removal):
+    with pytest.raises(RemoteProtocolError, match="unsupported array delta"):
+        patch([1, 2], {"_t": "a", "_1": removal})
+
+
+def test_an_empty_array_insert_is_an_unsupported_shape():
+    with pytest.raises(RemoteProtocolError, match="unsupported delta shape"):
+        patch([1], {"_t": "a", "0": []})
+
+
+def test_array_deltas_past_the_end_are_refused():
+    with pytest.raises(RemoteProtocolError, match="array delta removes a missing item"):
+        patch([1, 2], {"_t": "a", "_2": [3, 0, 0]})
+    with pytest.raises(RemoteProtocolError, match="array delta modifies a missing item"):
+        patch([1, 2], {"_t": "a", "5": [1, 2]})
+
+
+def test_array_inserts_go_in_order_of_their_index_whatever_their_values():
+    assert patch([0, 2, 4], {"_t": "a", "0": ["z"], "3": ["a"]}) == ["z", 0, 2, "a", 4]
+    assert patch([0], {"_t": "a", "2": [{"k": 1}], "1": [{"j": 2}]}) == [0, {"j": 2}, {"k": 1}]
+
+
+def test_equal_values_have_no_delta_at_any_depth():
+    assert diff({"a": [{"b": 1}]}, {"a": [{"b": 1}]}) is None
+    assert diff([{"b": None}], [{"b": None}]) is None
+    assert diff({"a": None}, {"a": None}) is None
+    assert diff({"a": 1.5}, {"a": float("1.5")}) is None  # equal, not the same object
+    assert diff({"a": 10**20}, {"a": int("1" + "0" * 20)}) is None
+    assert diff({"a": list(range(300))}, {"a": list(range(300))}) is None
+    assert diff({"a": [int(x) for x in "9" * 300]}, {"a": [int(x) for x in "9" * 300]}) is None
+
+
+def test_a_number_and_a_boolean_differ_inside_arrays_too():
+    assert diff({"a": [1]}, {"a": [True]}) == {"a": [[1], [True]]}
+    assert diff({"a": [{"b": 0}]}, {"a": [{"b": False}]}) == {"a": [[{"b": 0}], [{"b": False}]]}
