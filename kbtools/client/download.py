@@ -634,7 +634,8 @@ def body_reader(response: requests.Response) -> Callable[[memoryview], int]:
     inner = getattr(raw, "_fp", None)
     if inner is not None and callable(getattr(inner, "readinto", None)) \
             and response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity"):
-        return inner.readinto
+        readinto: Callable[[memoryview], int] = inner.readinto
+        return readinto
 
     def read_into(view: memoryview) -> int:
         data = raw.read(len(view))

@@ -137,9 +137,8 @@ class HubApi:
 
     @staticmethod
     def error_of(status: int, body: Any) -> str:
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            return body["error"]
-        return f"HTTP {status}"
+        error = body.get("error") if isinstance(body, dict) else None
+        return error if isinstance(error, str) else f"HTTP {status}"
 
     def _raise_unknown_node(self, node_id: str, message: str) -> None:
         if "unable to locate node" in message.lower():

@@ -18,8 +18,9 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from kbtools.node.config import parent_hub_url, websocket_url
+from kbtools.node.config import parent_hub_url
 from kbtools.node.identity import NodeIdentity
+from kbtools.node.uplink import open_uplink
 from kbtools.protocol.envelope import Signer
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.hubconn import HubLimits
@@ -133,13 +134,7 @@ class ParentConnector:
         """One connection, until it closes: (registered?, the parent's refusal if it refused)."""
         registered = False
         refusal: HubError | None = None
-        url = websocket_url(self.url)
-        from kbtools.client import tls  # a wss:// parent's certificate is verified (KBUCKET_CA_FILE)
-
-        ws = await session.ws_connect(url, autoping=True, compress=0,
-                                      ssl=tls.ssl_context() if url.startswith("wss:") else True,
-                                      max_msg_size=self.hub.settings.limits.max_frame_bytes,
-                                      timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
+        ws = await open_uplink(session, self.url, self.hub.settings.limits.max_frame_bytes)
         self._ws = ws
         reporter = asyncio.create_task(self._report_loop())
         try:

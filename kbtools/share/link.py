@@ -1,4 +1,4 @@
-"""The share's websocket link to its parent hub (websocket-client, in threads).
+"""The share's websocket link to its parent hub, in threads (the websocket: kbtools.node.uplink).
 
 `HubLink.run()` connects, registers with the signed envelope, reports the node data (1 s after
 registration, then every 5 s: the hub's heartbeat; sooner when the index changed), and serves tunnelled
@@ -20,7 +20,6 @@ import os
 import select
 import socket
 import ssl
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -28,12 +27,11 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
-import numpy as np
 import requests
-import websocket
 
 from kbtools.client import tls
 from kbtools.node.config import websocket_url
+from kbtools.node.uplink import BlockingUplink, UplinkClosed
 from kbtools.protocol import fastpath
 from kbtools.protocol.errors import LocalProtocolError
 from kbtools.protocol.leafconn import (
@@ -73,62 +71,6 @@ class NodeData:
     version: int
 
 
-class _MaskedFrame(websocket.ABNF):
-    """A client frame built in one buffer and masked with numpy, 8 bytes at a time.
-
-    websocket-client's own masking XORs through Python integers at about 60 MB/s and copies the
-    payload several times; this one copies it once. `format()` returns a memoryview, which
-    `WebSocket.send_frame` sends (and slices on a partial send) without further copies.
-    """
-
-    def format(self) -> memoryview:  # type: ignore[override]
-        payload = self.data if isinstance(self.data, (bytes, bytearray)) else str(self.data).encode()
-        n = len(payload)
-        first = 0x80 | self.opcode  # fin, no rsv bits
-        if n < 126:
-            header = struct.pack("!BB", first, 0x80 | n)
-        elif n < 1 << 16:
-            header = struct.pack("!BBH", first, 0x80 | 126, n)
-        else:
-            header = struct.pack("!BBQ", first, 0x80 | 127, n)
-        key = self.get_mask_key(4)
-        key = key.encode("latin-1") if isinstance(key, str) else bytes(key)
-        head = header + key
-        pad = -len(head) % 8  # so that the payload starts on an 8-byte boundary
-        start = pad + len(head)
-        buf = np.empty(start + (n + 7) // 8 * 8, dtype=np.uint8)
-        buf[pad:start] = np.frombuffer(head, dtype=np.uint8)
-        buf[start:start + n] = np.frombuffer(payload, dtype=np.uint8)
-        buf[start:].view(np.uint64)[:] ^= np.frombuffer(key * 2, dtype=np.uint64)[0]
-        return buf.data[pad:start + n]
-
-
-class _BoundedFrameBuffer(websocket.frame_buffer):
-    """websocket-client's frame reader with a size limit: a frame announcing more is refused before
-    its payload is read (websocket-client itself reads any length into memory)."""
-
-    max_frame_bytes = DEFAULT_MAX_FRAME
-
-    def recv_length(self) -> None:
-        super().recv_length()
-        if self.length is not None and self.length > self.max_frame_bytes:
-            raise websocket.WebSocketPayloadException(
-                f"frame from hub larger than {self.max_frame_bytes} bytes")
-
-
-def bound_frames(ws: websocket.WebSocket, max_frame_bytes: int) -> None:
-    """Refuse frames from the hub larger than `max_frame_bytes` on this connection."""
-    ws.frame_buffer.__class__ = _BoundedFrameBuffer
-    ws.frame_buffer.max_frame_bytes = max_frame_bytes
-
-
-def client_frame(frame: str | bytes) -> websocket.ABNF:
-    """A masked text (str) or binary (bytes) websocket frame, ready for `WebSocket.send_frame`."""
-    if isinstance(frame, str):
-        return _MaskedFrame(1, 0, 0, 0, websocket.ABNF.OPCODE_TEXT, 1, frame.encode("utf-8"))
-    return _MaskedFrame(1, 0, 0, 0, websocket.ABNF.OPCODE_BINARY, 1, frame)
-
-
 @dataclass
 class CertificateRefusal:
     """The hub's TLS certificate did not verify: no retry heals it (a refusal, as a wrong passcode)."""
@@ -164,7 +106,7 @@ class HubLink:
         self.local_file = local_file  # the file a tunnelled path downloads, if it is one
         self._stop = threading.Event()
         self._lock = threading.Condition(threading.RLock())
-        self._ws: websocket.WebSocket | None = None
+        self._ws: BlockingUplink | None = None
         self._generation = 0
         self._last_received = 0.0
         self._hub_error: str | None = None
@@ -183,10 +125,7 @@ class HubLink:
         self._stop.set()
         ws = self._ws
         if ws is not None:
-            try:
-                ws.abort()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
+            ws.abort()
         with self._lock:
             self._lock.notify_all()
 
@@ -221,17 +160,13 @@ class HubLink:
         self._refusal = None
         try:
             # wss:// (an https:// hub, spec §2.1) verifies the hub's certificate (kbtools.client.tls)
-            sslopt = {"context": tls.ssl_context()} if self.ws_url.startswith("wss:") else {}
-            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT, sslopt=sslopt,
-                                             enable_multithread=True, skip_utf8_validation=True)
+            ws = BlockingUplink(self.hub_url, self.link.max_frame_bytes, CONNECT_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - refused, DNS, HTTP status: all retried
             if tls.is_certificate_error(exc):  # never retried as plain text, nor silently
                 message = tls.certificate_message(self.ws_url, exc)
                 self._refusal = CertificateRefusal(message)  # type: ignore[assignment]
                 return False, message
             return False, f"connection to parent hub {self.hub_url} failed: {describe_failure(exc)}"
-        ws.settimeout(None)  # blocking reads; stop() and the stall check abort the socket
-        bound_frames(ws, self.link.max_frame_bytes)
         with self._lock:
             self._generation += 1
             generation = self._generation
@@ -251,18 +186,14 @@ class HubLink:
                 self.link.connection_lost()
                 self._ws = None
                 self._lock.notify_all()
-            try:
-                ws.abort()
-                ws.close(timeout=1)
-            except Exception:  # noqa: BLE001
-                pass
+            ws.close()
             reader.join(5)
         if self._hub_error:
             what = "refused the registration" if not registered else "closed the link"
             return registered, f"parent hub {what}: {self._hub_error}"
         return registered, f"lost the connection to parent hub {self.hub_url}"
 
-    def _tick(self, ws: websocket.WebSocket, closed: threading.Event) -> None:
+    def _tick(self, ws: BlockingUplink, closed: threading.Event) -> None:
         """Report node data on schedule and watch for a stalled hub, until the reader stops."""
         next_report: float | None = None
         last_report = 0.0
@@ -290,16 +221,10 @@ class HubLink:
                 reported_version, last_report = current.version, now
                 next_report = now + REPORT_INTERVAL
 
-    def _read(self, ws: websocket.WebSocket, generation: int, closed: threading.Event) -> None:
+    def _read(self, ws: BlockingUplink, generation: int, closed: threading.Event) -> None:
         try:
             while True:
-                opcode, data = ws.recv_data()
-                if opcode == websocket.ABNF.OPCODE_TEXT:
-                    frame: str | bytes = data.decode("utf-8", "replace")
-                elif opcode == websocket.ABNF.OPCODE_BINARY:
-                    frame = data
-                else:
-                    return  # close frame
+                frame = ws.receive()
                 with self._lock:
                     if generation != self._generation:
                         return
@@ -320,8 +245,9 @@ class HubLink:
                 if out.close:
                     self._hub_error = self._hub_error or out.close_reason
                     return
-        except websocket.WebSocketPayloadException as exc:
-            self._hub_error = str(exc)
+        except UplinkClosed as exc:
+            if exc.args[0].startswith("frame from hub"):
+                self._hub_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any socket error ends this connection
             log.debug("link reader: %s", describe_failure(exc))
         finally:
@@ -359,8 +285,7 @@ class HubLink:
         ws = self._ws
         if ws is None:
             return
-        for frame in frames:
-            ws.send_frame(client_frame(frame))
+        ws.send(frames)
 
     def _call(self, generation: int, make: Callable[[int], list[str | bytes]]) -> None:
         with self._lock:
@@ -528,18 +453,29 @@ class HubLink:
                 self._call(generation, lambda t: self.link.send_response_data(rid, chunk, t))
 
 
+def connect_to_hub(hub_url: str, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+    """A connection to the hub's host and port: TLS for https:// (and wss://), the certificate
+    verified as kbtools.client.tls says."""
+    parts = urlsplit(hub_url)
+    secure = parts.scheme in ("https", "wss")
+    host = parts.hostname or "localhost"
+    sock = socket.create_connection((host, parts.port or (443 if secure else 80)), timeout=timeout)
+    if not secure:
+        return sock
+    try:
+        return tls.ssl_context().wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def open_data_connection(hub_url: str, node_id: str, request_id: str, token: str,
                          timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """Connect to the hub's own URL (TLS for https://, verified as the websocket is) and upgrade to
     a data connection for this request; OSError when refused (the reason in its text)."""
     parts = urlsplit(hub_url)
-    secure = parts.scheme in ("https", "wss")
-    host = parts.hostname or "localhost"
-    port = parts.port or (443 if secure else 80)
-    sock = socket.create_connection((host, port), timeout=timeout)
+    sock = connect_to_hub(hub_url, timeout)
     try:
-        if secure:
-            sock = tls.ssl_context().wrap_socket(sock, server_hostname=host)
         host_header = parts.netloc.rsplit("@", 1)[-1]
         target = f"{parts.path.rstrip('/')}/{fastpath.data_path(node_id, request_id)}"
         sock.sendall((f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n"

@@ -217,8 +217,8 @@ def test_broken_hub_frames_close_the_link_and_it_comes_back(share_dir):
 def test_an_oversized_frame_from_the_hub_is_refused(share_dir, monkeypatch):
     import kbtools.share.link as link_module
 
-    real = link_module.bound_frames
-    monkeypatch.setattr(link_module, "bound_frames", lambda ws, limit: real(ws, 1 << 20))
+    real = link_module.BlockingUplink
+    monkeypatch.setattr(link_module, "BlockingUplink", lambda url, limit, timeout: real(url, 1 << 20, timeout))
     hub = ScriptedHub([['{"message": "ok", "pad": "' + "x" * (2 << 20) + '"}'], []]).start()
     events: list = []
     h = host(share_dir, hub, events)
@@ -256,19 +256,3 @@ def test_a_hub_that_stops_answering_is_left_and_the_share_reconnects(share_dir):
     finally:
         h.stop()
         hub.stop()
-
-
-@pytest.mark.parametrize("size", [0, 1, 7, 125, 126, 65535, 65536, 1_048_581])
-def test_client_frames_are_what_websocket_client_would_send(size):
-    import os
-
-    import websocket
-
-    from kbtools.share.link import client_frame
-    data = os.urandom(size)
-    for payload, opcode in ((data, websocket.ABNF.OPCODE_BINARY),
-                            (data.hex()[:size], websocket.ABNF.OPCODE_TEXT)):
-        ours = client_frame(payload)
-        theirs = websocket.ABNF.create_frame(payload, opcode)
-        ours.get_mask_key = theirs.get_mask_key = lambda n: b"\x9a\x01\xff\x42"
-        assert bytes(ours.format()) == theirs.format()
