@@ -21,7 +21,7 @@ from kbtools.client import tls
 from kbtools.node.config import websocket_url
 
 CONNECT_TIMEOUT = 10.0
-CLOSE_TIMEOUT = 5.0  # waiting for the parent's answer to our close frame
+CLOSE_TIMEOUT = 1.0  # waiting for the parent's answer to our close frame (then it is dropped)
 
 T = TypeVar("T")
 
@@ -132,10 +132,14 @@ class BlockingUplink:
             asyncio.run_coroutine_threadsafe(self._close(), self._loop)
 
     async def _close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        if self._session is not None:
-            await self._session.close()
+        try:
+            if self._ws is not None:
+                await self._ws.close()
+        finally:
+            if self._pumping is not None:
+                self._pumping.cancel()
+            if self._session is not None:
+                await self._session.close()
 
     def close(self) -> None:
         """Close the websocket (waiting at most CLOSE_TIMEOUT for the hub) and stop the loop."""
