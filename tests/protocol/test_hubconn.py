@@ -329,3 +329,229 @@ def test_a_delta_past_the_index_bound_is_refused():
     out = conn.receive_frame(report("share", {"data_delta": delta, "data_hash": object_hash(new)}), NOW)
     assert error_of(out).startswith("Index limit reached")
     assert registry.index_bytes == 0
+
+
+# -- timers, credit, acknowledgements, reachability, cancels -------------------------------------------
+
+def signed(fields, name="share"):
+    return Signer(identity(name)).frame(fields, NOW_MS)
+
+
+def response_frame(command, rid="abcdEFGH", **fields):
+    return signed({"command": command, "request_id": rid, "message_type": "http", **fields})
+
+
+def test_inactivity_is_measured_from_the_last_frame_and_closes_once():
+    conn, _ = registered()
+    assert not conn.check_inactivity(NOW + 60).close
+    conn.receive_frame(report("share", {"data_nochange": True, "data_hash": "x"}), NOW + 30)
+    assert not conn.check_inactivity(NOW + 89).close
+    assert error_of(conn.check_inactivity(NOW + 92)) == (
+        "Closing connection after 62 seconds of not receiving a message.. Closing websocket.")
+    assert conn.check_inactivity(NOW + 200) == type(conn.check_inactivity(NOW))()
+    conn, _ = registered(inactivity_timeout=5)
+    assert error_of(conn.check_inactivity(NOW + 5.5)).startswith("Closing connection after 5.5 seconds")
+
+
+def fast_registered(offer=None, **limits):
+    hub, registry = make_hub(**limits)
+    conn = ChildConnection(hub, registry, NOW)
+    config = kbnode("share")
+    info = register_info(config, config["listen_url"], "leaf", data_connections=True)
+    if offer is not None:
+        info["kbtools_tunnel"] = offer
+    out = conn.receive_frame(signed({"command": "register_child_node", "info": info, "passcode": "hubpass"}), NOW)
+    assert not out.close
+    return conn, registry, out
+
+
+def test_registration_agrees_on_the_fast_path_cancels_and_data_connections():
+    conn, _, out = fast_registered(fast_window=1000)
+    assert json.loads(out.replies[-1])["kbtools_tunnel"] == {"version": 1, "window": 1000, "data_connection": 1}
+    assert conn.fast_path and conn.fast_cancel and conn.data_connections
+    assert out.events == [ChildRegistered("83bded5ed247", "leaf", conn.info, conn.public_key, True)]
+    conn, _, out = fast_registered(allow_data_connections=False)
+    assert conn.fast_cancel and not conn.data_connections
+    assert "data_connection" not in json.loads(out.replies[-1])["kbtools_tunnel"]
+    conn, _, _ = fast_registered(offer={"version": 1, "data_connection": 1})  # no cancel: no data connections
+    assert conn.fast_path and not conn.fast_cancel and not conn.data_connections
+    conn, _, out = fast_registered(allow_fast_path=False)
+    assert not conn.fast_path and not conn.fast_cancel and not conn.data_connections
+    assert out.events[0].fast_path is False
+
+
+def test_a_child_hub_gets_no_data_connections():
+    hub, registry = make_hub()
+    conn = ChildConnection(hub, registry, NOW)
+    cfg = kbnode("childhub")
+    info = register_info(cfg, cfg["listen_url"], "hub", data_connections=True)
+    out = conn.receive_frame(signed({"command": "register_child_node", "info": info, "passcode": "hubpass"},
+                                    "childhub"), NOW)
+    assert [json.loads(r).get("command") for r in out.replies] == ["set_top_hub_url", "confirm_registration"]
+    assert conn.fast_path and not conn.data_connections
+    assert "data_connection" not in json.loads(out.replies[-1])["kbtools_tunnel"]
+
+
+def test_credit_is_granted_for_an_open_fast_request_only():
+    conn, _, _ = fast_registered(fast_window=10)
+    conn.open_request("abcdEFGH")
+    assert conn.grant_credit("abcdEFGH", 0) is None and conn.grant_credit("abcdEFGH", -1) is None
+    assert conn.grant_credit("other", 5) is None
+    assert conn.grant_credit("abcdEFGH", 5) == b"\x02\x08abcdEFGH\x00\x00\x00\x05"
+    assert conn.credit["abcdEFGH"] == 15
+    compat, _ = registered()
+    compat.open_request("abcdEFGH")
+    assert compat.grant_credit("abcdEFGH", 5) is None
+
+
+def test_only_so_many_cancelled_requests_are_remembered():
+    conn, _, _ = fast_registered(fast_window=10)
+    for i in range(1025):
+        conn.open_request(f"r{i}")
+        assert conn.cancel_request(f"r{i}") is not None
+    assert len(conn.cancelled) == 1024 and "r0" not in conn.cancelled and "r1" in conn.cancelled
+    # data in flight for the forgotten one is a protocol error; for a remembered one it is dropped
+    assert not conn.receive_frame(b"\x01\x02r1x", NOW).close
+    assert conn.receive_frame(b"\x01\x02r0x", NOW).close
+
+
+def test_a_closed_connection_cancels_nothing_and_owes_no_ok():
+    conn, _, _ = fast_registered()
+    conn.open_request("abcdEFGH")
+    conn.connection_lost()
+    assert conn.cancel_request("abcdEFGH") is None and conn.acknowledge_data() is None
+    assert conn.connection_lost().events == [] and conn.receive_frame(b"\x01\x01ax", NOW).replies == []
+
+
+def test_the_ok_for_response_data_waits_for_the_hub():
+    conn, _ = registered()
+    conn.open_request("abcdEFGH")
+    assert conn.acknowledge_data() is None
+    out = conn.receive_frame(response_frame("http.write_response_data", data_base64="eA=="), NOW)
+    assert out.replies == [] and out.events == [ResponseData("abcdEFGH", b"x")]
+    assert conn.acknowledge_data() == '{"message":"ok"}' and conn.acknowledge_data() is None
+    conn, _ = registered(defer_data_ack=False)
+    conn.open_request("abcdEFGH")
+    out = conn.receive_frame(response_frame("http.write_response_data", data_base64="eA=="), NOW)
+    assert out.replies == ['{"message":"ok"}'] and conn.acknowledge_data() is None
+
+
+def test_response_frames_of_an_unknown_request_are_acknowledged_and_dropped():
+    conn, _ = registered()
+    out = conn.receive_frame(response_frame("http.write_response_data", data_base64="eA=="), NOW)
+    assert out.replies == ['{"message":"ok"}'] and out.events == [] and conn.acknowledge_data() is None
+
+
+def test_a_response_ends_or_fails_once():
+    conn, _ = registered()
+    conn.open_request("abcdEFGH")
+    out = conn.receive_frame(response_frame("http.set_response_headers", status=200, status_message="OK",
+                                            headers={"a": "1"}), NOW)
+    assert out.events == [ResponseHeaders("abcdEFGH", 200, "OK", {"a": "1"})] and out.replies == ['{"message":"ok"}']
+    out = conn.receive_frame(response_frame("http.end_response"), NOW)
+    assert out.events == [ResponseEnd("abcdEFGH")] and "abcdEFGH" not in conn.credit
+    assert conn.receive_frame(response_frame("http.end_response"), NOW).events == []
+    conn.open_request("abcdEFGH")
+    out = conn.receive_frame(response_frame("http.report_error", error="gone"), NOW)
+    assert out.events == [ResponseError("abcdEFGH", "gone")] and "abcdEFGH" not in conn.credit
+
+
+def test_an_end_that_crossed_a_cancel_forgets_the_cancelled_request():
+    conn, _, _ = fast_registered(fast_window=10)
+    conn.open_request("abcdEFGH")
+    conn.cancel_request("abcdEFGH")
+    out = conn.receive_frame(response_frame("http.end_response"), NOW)
+    assert out.events == [] and "abcdEFGH" not in conn.cancelled
+    assert conn.receive_frame(b"\x01\x08abcdEFGHx", NOW).close  # nothing more may come
+
+
+def test_reachability_is_told_once_and_only_when_promised():
+    hub, registry = make_hub()
+    assert ChildConnection(hub, registry, NOW).reachability_found(True, "x") == []  # not registered
+    conn, _, out = fast_registered()
+    assert json.loads(out.replies[-1])["kbtools_reachability"] == {"version": 1}
+    assert conn.reachability_found(False, "r" * 400) == [json.dumps(
+        {"command": "kbtools_reachability", "reachable": False, "reason": "r" * 300}, separators=(",", ":"))]
+    assert conn.reachable is False and conn.reachability_found(True, "x") == [] and conn.reachable is True
+    for limits, url in (({"probe_reachability": False}, "http://127.0.0.1:38569"), ({}, "  ")):
+        hub, registry = make_hub(**limits)
+        conn = ChildConnection(hub, registry, NOW)
+        info = register_info(kbnode("share"), url, "leaf", fast_path=False)
+        out = conn.receive_frame(signed({"command": "register_child_node", "info": info, "passcode": "hubpass"}), NOW)
+        assert "kbtools_reachability" not in json.loads(out.replies[-1])
+        assert conn.reachability_found(True, "x") == [] and conn.reachable is True
+
+
+@pytest.mark.parametrize("ts", [True, "1795565400000", None])
+def test_a_timestamp_is_a_number(ts):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from kbtools.protocol.canonical import canonical_json
+
+    hub, registry = make_hub()
+    config = kbnode("share")
+    info = register_info(config, config["listen_url"], "leaf", fast_path=False)
+    share = identity("share")
+    message = Signer(share).message({"command": "register_child_node", "info": info, "passcode": "hubpass"},
+                                    NOW_MS)
+    message["timestamp"] = ts
+    text = canonical_json(message)
+    signature = share.private_key().sign(text.encode(), padding.PKCS1v15(), hashes.SHA256()).hex()
+    frame = json.dumps({"message": message, "node_id": share.node_id, "signature": signature,
+                        "public_key": share.public_pem})
+    assert error_of(ChildConnection(hub, registry, NOW).receive_frame(frame, NOW)) == \
+        "Invalid timestamp. Closing websocket."
+
+
+def test_the_freshness_window_holds_both_ways_to_the_millisecond():
+    for delta_ms, ok in ((600_000, True), (-600_000, True), (600_001, False), (-600_001, False)):
+        hub, registry = make_hub()
+        out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(now_ms=NOW_MS + delta_ms), NOW)
+        assert out.close is not ok
+
+
+@pytest.mark.parametrize("node_id,accepted", [("a" * 7, False), ("a" * 65, False), ("a" * 8, True), ("a" * 64, True)])
+def test_a_node_id_has_8_to_64_characters(node_id, accepted):
+    hub, registry = make_hub()
+    outer = json.loads(register_frame())
+    outer["node_id"] = node_id
+    text = error_of(ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW))
+    assert (text == "Invalid node id. Closing websocket.") is not accepted
+
+
+def test_a_passcode_that_is_not_text_or_an_empty_info_is_refused():
+    hub, registry = make_hub()
+    config = kbnode("share")
+    info = register_info(config, config["listen_url"], "leaf", fast_path=False)
+    out = ChildConnection(hub, registry, NOW).receive_frame(
+        signed({"command": "register_child_node", "info": info, "passcode": ["hubpass"]}), NOW)
+    assert error_of(out) == "Incorrect passcode for node barshare. Closing websocket."
+    out = ChildConnection(hub, registry, NOW).receive_frame(
+        signed({"command": "register_child_node", "info": {}, "passcode": "hubpass"}), NOW)
+    assert error_of(out) == "No info field found in message. Closing websocket."
+
+
+def test_a_child_hub_needs_no_share_confirmation_and_an_odd_type_is_cut_short():
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame("childhub", confirm_share="no"), NOW)
+    assert not out.close
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(node_type="x" * 400), NOW)
+    assert error_of(out) == ("Unexpected child node type: " + "x" * 400)[:300] + ". Closing websocket."
+
+
+def test_a_second_registration_on_the_same_connection_is_refused():
+    conn, registry = registered()
+    out = conn.receive_frame(register_frame(now_ms=NOW_MS + 5), NOW)
+    assert error_of(out) == "Child node is already registered. Closing websocket."
+    assert not registry.leaves and conn.node_type == "leaf"
+
+
+def test_a_refused_duplicate_leaves_the_first_in_place_and_untyped():
+    conn, registry = registered()
+    second = ChildConnection(conn.hub, registry, NOW)
+    second.receive_frame(register_frame(now_ms=NOW_MS + 1), NOW)
+    assert second.node_type is None and registry.leaves["83bded5ed247"] is conn
+    second.connection_lost()
+    assert registry.leaves["83bded5ed247"] is conn
