@@ -12,8 +12,8 @@ from kbtools.protocol.errors import LocalProtocolError, RemoteProtocolError
 from kbtools.protocol.messages import (
     MAX_CHUNK, ConfirmRegistration, EndRequest, EndResponse, ErrorReply, InitiateRequest, Ok,
     Reachability, RegisterChildNode, ReportError, ReportNodeData, SetResponseHeaders, SetTopHubUrl,
-    WriteRequestData, WriteResponseData, offers_reachability, parse_parent_message,
-    parse_response_message,
+    WriteRequestData, WriteResponseData, loads_envelope, loads_network_json, offers_reachability,
+    parse_parent_message, parse_response_message,
 )
 from tests.protocol.vectors import frames
 
@@ -260,3 +260,43 @@ def test_end_error_and_unknown_responses():
     assert str(info.value) == "Unrecognized command: http.later"
     with pytest.raises(RemoteProtocolError, match="Invalid request_id"):
         parse_response_message({"command": "http.end_response", "request_id": "a b"})
+
+
+# -- JSON text from the network --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', '[Infinity]', '[-Infinity]', '["\\ud800"]', '{"\\udfff": 1}',
+                                  b'["\\ud800"]', '["ok", "\\ud83d"]'])
+def test_network_json_is_strict_and_valid_unicode(text):
+    with pytest.raises(ValueError):
+        loads_network_json(text)
+
+
+def test_network_json_takes_escaped_pairs_and_raw_text():
+    assert loads_network_json('["\\ud83d\\ude00", "\\u00e9", "é"]') == ["😀", "é", "é"]
+    assert loads_network_json(b'["\\ud83d\\ude00"]') == ["😀"]
+    assert loads_network_json('{"a": "back\\\\slash\\n"}') == {"a": "back\\slash\n"}
+
+
+def test_an_envelope_gives_the_message_text_as_it_came():
+    assert loads_envelope('{"message":{"a":1}}') == ({"message": {"a": 1}}, '{"a":1}')
+    assert loads_envelope('{"message":{"b":2,"a":1},"signature":"00","node_id":"n"}') == (
+        {"message": {"b": 2, "a": 1}, "signature": "00", "node_id": "n"}, '{"b":2,"a":1}')
+    assert loads_envelope('{"message":5,"x":[1]}') == ({"message": 5, "x": [1]}, "5")
+    assert loads_envelope('{"message":{"e":"\\u00e9"},"s":"\\u00e9"}') == (
+        {"message": {"e": "é"}, "s": "é"}, '{"e":"\\u00e9"}')
+
+
+@pytest.mark.parametrize("text", ['{"message":{"a":"\\ud800"},"signature":"00"}',
+                                  '{"message":{"a":1},"signature":"\\ud800"}',
+                                  '{"message":{"a":NaN}}', '{"message":{"a":1},"s":Infinity}',
+                                  '{"message":{"a":1}', '{"message":{"a":1}]'])
+def test_an_envelope_that_is_not_valid_json_is_refused(text):
+    with pytest.raises(ValueError):
+        loads_envelope(text)
+
+
+def test_an_envelope_in_another_form_reads_as_json_reads_it():
+    assert loads_envelope('{"signature":"00","message":{"a":1}}') == (
+        {"signature": "00", "message": {"a": 1}}, None)
+    assert loads_envelope('{"message":{"a":1},"message":{"a":2}}') == ({"message": {"a": 2}}, None)
+    assert loads_envelope('{"message":{"a":1} }') == ({"message": {"a": 1}}, None)
