@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from kbtools.node.config import websocket_url  # noqa: E402
 from kbtools.node.identity import NodeIdentity, generate_key_pair  # noqa: E402
 from kbtools.protocol.envelope import Signer  # noqa: E402
-from kbtools.protocol.leafconn import ParentLink, Registered, register_info  # noqa: E402
+from kbtools.protocol.leafconn import ParentLink, Reached, Registered, register_info  # noqa: E402
 from kbtools.protocol.objecthash import object_hash  # noqa: E402
 from tests.netfixtures import Network  # noqa: E402
 
@@ -74,9 +74,12 @@ async def share(session: aiohttp.ClientSession, url: str, index: int, keys: tupl
             registered = any(isinstance(e, Registered) for e in out.events)
         for frame in link.report_node_data(data, int(time.time() * 1000), data_hash):
             await ws.send_str(str(frame))
-        msg = await ws.receive()
+        while True:  # the hub's reachability report (its probe of our listen_url) may come first
+            msg = await ws.receive()
+            out = link.receive_frame(msg.data, int(time.time() * 1000))
+            if not any(isinstance(e, Reached) for e in out.events):
+                break
         assert json.loads(msg.data) == {"message": "ok"}, msg.data
-        link.receive_frame(msg.data, int(time.time() * 1000))
         reported[0] += 1
 
     async def reader() -> None:

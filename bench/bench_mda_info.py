@@ -74,7 +74,7 @@ def main() -> int:
         results = measure(env=installed_env(os.path.join(tmp, "pycache")), commands={
             "python3 -c pass": [sys.executable, "-c", "pass"],
             f"python3 -c pass (outside the environment: {base_python})": [base_python, "-c", "pass"],
-            f"mda-info {big.stat().st_size}-byte sparse file ({command})": [command, str(big)],
+            f"mda-info {big.stat().st_size}-byte sparse file ({command})": [command, "-q", str(big)],
         })
     stats = {}
     for label, samples in results.items():
