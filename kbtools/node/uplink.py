@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from http import HTTPStatus
 from typing import Any, Coroutine, TypeVar
 
 import aiohttp
@@ -32,12 +33,22 @@ class UplinkClosed(Exception):
 
 async def open_uplink(session: aiohttp.ClientSession, hub_url: str,
                       max_frame_bytes: int) -> aiohttp.ClientWebSocketResponse:
-    """The websocket to the parent hub at `hub_url` (http(s)://, spec §2.1)."""
+    """The websocket to the parent hub at `hub_url` (http(s)://, spec §2.1). ConnectionError
+    when the server there answers the upgrade with anything else (no hub at that URL, or a proxy
+    in front of it that refuses websockets)."""
     url = websocket_url(hub_url)
-    return await session.ws_connect(
-        url, autoping=True, compress=0, ssl=tls.ssl_context() if url.startswith("wss:") else True,
-        max_msg_size=max_frame_bytes + 1,  # aiohttp refuses a message of max_msg_size bytes or more
-        timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT))
+    try:
+        return await session.ws_connect(
+            url, autoping=True, compress=0, ssl=tls.ssl_context() if url.startswith("wss:") else True,
+            max_msg_size=max_frame_bytes + 1,  # aiohttp refuses a message of max_msg_size bytes or more
+            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT))
+    except aiohttp.WSServerHandshakeError as exc:
+        try:
+            status = f"{exc.status} {HTTPStatus(exc.status).phrase}"
+        except ValueError:
+            status = str(exc.status)
+        raise ConnectionError(f"{url} answered HTTP {status}, not a websocket: no hub there, or a "
+                              f"proxy in front of it that does not pass websockets") from None
 
 
 def frame_of(msg: aiohttp.WSMessage, max_frame_bytes: int) -> str | bytes:

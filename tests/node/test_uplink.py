@@ -26,6 +26,7 @@ class EchoHub:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         app = web.Application()
         app.router.add_get("/", self.handle)
+        app.router.add_get("/page", self.page)
         self.runner = web.AppRunner(app, handle_signals=False)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
@@ -45,6 +46,9 @@ class EchoHub:
             else:
                 await ws.send_bytes(msg.data)
         return ws
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text="a web page")
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
@@ -116,6 +120,15 @@ def test_abort_from_another_thread_ends_a_blocked_receive(hub):
     finally:
         up.close()
     assert not up._thread.is_alive()  # close() stops the event loop's thread
+
+
+@pytest.mark.parametrize("path, status", [("/nothing", "404 Not Found"), ("/page", "200 OK")])
+def test_a_server_that_is_not_a_hub_is_named_with_its_answer(hub, path, status):
+    with pytest.raises(ConnectionError) as caught:
+        BlockingUplink(hub.url + path, 1 << 20)
+    assert str(caught.value) == (f"ws://127.0.0.1:{hub.port}{path} answered HTTP {status}, not a "
+                                 f"websocket: no hub there, or a proxy in front of it that does not "
+                                 f"pass websockets")
 
 
 def test_nothing_listening_is_an_oserror_and_leaves_no_thread():
