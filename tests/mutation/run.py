@@ -49,7 +49,7 @@ MODULES: dict[str, list[str]] = {
                                    "tests/protocol/test_fastpath.py"],
     "kbtools/protocol/leafconn.py": ["tests/protocol/test_leafconn.py", "tests/protocol/test_states.py",
                                     "tests/protocol/test_pair.py"],
-    "kbtools/protocol/nodedata.py": ["tests/protocol/test_fuzz_nodedata.py",
+    "kbtools/protocol/nodedata.py": ["tests/protocol/test_nodedata.py", "tests/protocol/test_fuzz_nodedata.py",
                                      "tests/protocol/test_hubconn.py::test_report_node_data_rules",
                                      "tests/protocol/test_hubconn.py::test_malformed_frames_after_registration",
                                      "tests/protocol/test_hubconn.py::test_node_data_is_kept_compact_and_counted_in_the_index_budget",
