@@ -172,13 +172,16 @@ class HubLink:
             generation = self._generation
             self._ws = ws
             self._last_received = time.monotonic()
-            self._send(self.link.connection_opened(now_ms()))
         closed = threading.Event()
         reader = threading.Thread(target=self._read, args=(ws, generation, closed),
                                   name="kb-host-link-reader", daemon=True)
         reader.start()
         try:
+            with self._lock:
+                self._send(self.link.connection_opened(now_ms()))
             self._tick(ws, closed)
+        except UplinkClosed:
+            pass  # a send found the websocket gone: the reader ends too, and says why if it knows
         finally:
             with self._lock:
                 self._generation += 1  # tunnel workers of this connection stop

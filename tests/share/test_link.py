@@ -32,10 +32,11 @@ class ScriptedHub:
     """Each connection registers the share through the hub core, then sends `scripts[n]` (frames)."""
 
     def __init__(self, scripts: list[list[str | bytes]], fast: bool = False,
-                 silent_after_register: int = 0) -> None:
+                 silent_after_register: int = 0, close_at_once: int = 0) -> None:
         self.scripts = scripts
         self.fast = fast
         self.silent = silent_after_register  # this many first connections go quiet once registered
+        self.close_at_once = close_at_once  # this many first connections are closed on opening
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.connections = 0
@@ -69,6 +70,9 @@ class ScriptedHub:
         script = list(self.scripts[number - 1]) if number <= len(self.scripts) else []
         conn = ChildConnection(HubInfo(dict(HUB_INFO), ""),
                                ChildRegistry(HubLimits(allow_fast_path=self.fast)), time.time())
+        if number <= self.close_at_once:
+            await ws.close()
+            return ws
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
@@ -239,6 +243,20 @@ def test_an_error_from_the_hub_is_said_and_retried(share_dir):
         wait_for(lambda: len(hub.of(ChildRegistered)) >= 2, what="no second registration")
         said = [e["say"] for e in events if isinstance(e, dict) and "say" in e]
         assert any("Incorrect passcode for node linked" in line and "retrying in" in line for line in said)
+    finally:
+        h.stop()
+        hub.stop()
+
+
+def test_a_hub_that_closes_on_opening_is_retried_until_it_registers(share_dir):
+    hub = ScriptedHub([[]] * 4, close_at_once=3).start()
+    events: list = []
+    h = host(share_dir, hub, events)
+    try:
+        wait_for(lambda: hub.of(NodeDataUpdated), timeout=60, what="no registration after three closes")
+        assert hub.connections == 4
+        disconnects = [e for e in events if isinstance(e, dict) and e.get("event") == "disconnected"]
+        assert len(disconnects) == 3
     finally:
         h.stop()
         hub.stop()
