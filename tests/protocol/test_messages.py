@@ -3,6 +3,7 @@ and each malformed frame is refused by its reason."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -300,3 +301,33 @@ def test_an_envelope_in_another_form_reads_as_json_reads_it():
         {"signature": "00", "message": {"a": 1}}, None)
     assert loads_envelope('{"message":{"a":1},"message":{"a":2}}') == ({"message": {"a": 2}}, None)
     assert loads_envelope('{"message":{"a":1} }') == ({"message": {"a": 1}}, None)
+
+
+def test_commands_are_matched_exactly():
+    for cmd in ("http.a", "http.z", "http.end_requestx", "http.end"):
+        assert parse_parent_message(http_frame(cmd)) is None
+        with pytest.raises(RemoteProtocolError, match="Unrecognized command"):
+            parse_response_message(response(cmd))
+
+
+def test_commands_parsed_from_json_text():
+    # a command read from a frame is a new string object, never the constant of the code
+    assert parse_parent_message(json.loads('{"command": "kbtools_reachability", "reachable": true}')) == \
+        Reachability(True, "")
+    assert parse_parent_message(json.loads('{"command": "set_top_hub_url", "top_hub_url": "u"}')) == \
+        SetTopHubUrl("u")
+
+
+def test_the_reachability_offer_below_version_1_is_not_one():
+    assert not offers_reachability({"kbtools_reachability": {"version": 0}})
+
+
+@pytest.mark.parametrize("message", [
+    ConfirmRegistration({}), Reachability(True), SetTopHubUrl("u"), Ok(), ErrorReply("e"),
+    InitiateRequest("abc", "GET", "p"), WriteRequestData("abc", b""), EndRequest("abc"),
+    RegisterChildNode({}, ""), ReportNodeData("h", nochange=True), SetResponseHeaders("abc", 200, "", {}),
+    WriteResponseData("abc", b""), EndResponse("abc"), ReportError("abc", "e"),
+])
+def test_messages_are_values(message):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.extra = 1  # type: ignore[attr-defined]
