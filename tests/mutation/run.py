@@ -56,6 +56,10 @@ MODULES: dict[str, list[str]] = {
                                      "tests/protocol/test_hubconn.py::test_a_delta_past_the_index_bound_is_refused"],
     "kbtools/client/urls.py": ["tests/client/test_urls.py", "tests/client/test_url_properties.py"],
     "kbtools/index/prv.py": ["tests/index/test_prv.py"],
+    "kbtools/formats/dataset.py": ["tests/formats/test_dataset.py"],
+    "kbtools/formats/codes.py": ["tests/formats/test_codes.py"],
+    "kbtools/protocol/policy.py": ["tests/protocol/test_policy.py"],
+    "kbtools/node/grants.py": ["tests/node/test_grants.py"],
 }
 _SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis",
                                "build", "dist", ".demo", "*.egg-info")
@@ -162,7 +166,8 @@ def run_module(module: str, tests: list[str], listed: set[tuple[str, str]]) -> d
                             for t in tests) else ["-p", "no:hypothesispytest"]
         test_command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                                  *plugins, *tests])
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        # a failing Hypothesis test is a caught mutant as soon as it fails: no shrinking
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", KBTOOLS_FUZZ_SHRINK="0")
         baseline = subprocess.run(test_command.split(), cwd=work, env=env, capture_output=True, text=True)
         if baseline.returncode != 0:
             raise SystemExit(f"{module}: its tests fail before any mutation:\n{baseline.stdout[-3000:]}")

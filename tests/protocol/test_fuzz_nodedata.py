@@ -11,7 +11,7 @@ import random
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st  # noqa: E402
 
 from kbtools.protocol.errors import RemoteProtocolError  # noqa: E402
 from kbtools.protocol.jsondiff import diff, patch  # noqa: E402
@@ -19,7 +19,10 @@ from kbtools.protocol.nodedata import NodeData  # noqa: E402
 from kbtools.protocol.objecthash import object_hash  # noqa: E402
 
 EXAMPLES = int(os.environ.get("KBTOOLS_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100,
+# KBTOOLS_FUZZ_SHRINK=0 (the mutation runs): a failure is reported as found, not shrunk first
+SHRINK = os.environ.get("KBTOOLS_FUZZ_SHRINK", "1") != "0"
+PHASES = tuple(p for p in Phase if SHRINK or p not in (Phase.shrink, Phase.explain))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100, phases=PHASES,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SHA1S = [f"{i:02x}" * 20 for i in (0, 1, 2, 0x7f, 0x80, 0xfe, 0xff)] + ["00" * 19 + "ff"]
