@@ -3,6 +3,7 @@ do to it and what it sends, on the compatible path and on the fast path."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -338,3 +339,30 @@ def test_end_and_error_close_the_request(error):
     assert RID not in link.open_requests and RID not in link.credit and RID not in link.sent
     with pytest.raises(LocalProtocolError, match=f"no open request {RID}"):
         link.send_response_headers(RID, 200, "OK", {}, NOW_MS)
+
+
+def test_a_frame_type_of_a_later_version_never_cancels_an_open_request():
+    link = registered()
+    initiate(link)
+    for kind in (5, 9, 255):
+        out = link.receive_frame(bytes((kind,)) + b"\x08" + RID.encode(), NOW_MS)
+        assert out.events == [] and not out.close
+    assert RID in link.open_requests
+
+
+def test_frames_from_the_hub_may_take_64_mib_by_default():
+    cfg = kbnode("share")
+    link = ParentLink(Signer(identity("share")), register_info(cfg, cfg["listen_url"], "leaf"), "hubpass")
+    link.connection_opened(NOW_MS)
+    padded = '{"message":"ok","pad":"' + "x" * (2 * MIB) + '"}'
+    assert not link.receive_frame(padded, NOW_MS).close
+    out = link.receive_frame("x" * (64 * MIB + 1), NOW_MS)
+    assert out.close and out.close_reason == "Message from hub too large"
+
+
+@pytest.mark.parametrize("event", [Registered({}, True), Reached(True, ""), TopHubUrl("u"), HubError("e"),
+                                   RequestBody(RID, b""), RequestEnded(RID), CreditGranted(RID, 1),
+                                   RequestCancelled(RID, 0), RequestStarted(InitiateRequest(RID, "GET", "x"))])
+def test_link_events_are_values(event):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.extra = 1  # type: ignore[attr-defined]
