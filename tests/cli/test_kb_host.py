@@ -171,7 +171,9 @@ def test_the_pipeline_asks_on_the_terminal_once_then_never(network, tmp_path, ho
                 ("Parent hub passcode:", PASS)]:
             run.expect(prompt)
             run.answer(answer)
-        lines = [json.loads(run.stdout.readline())]
+        line = run.stdout.readline()
+        assert line, run.log.read_text()
+        lines = [json.loads(line)]
         assert lines[0]["event"] == "connected" and lines[0]["name"] == "study", run.log.read_text()
         while lines[-1]["event"] != "stdin":  # kb-index's records were read from stdin
             lines.append(json.loads(run.stdout.readline()))
@@ -194,7 +196,9 @@ def test_the_pipeline_asks_on_the_terminal_once_then_never(network, tmp_path, ho
     with OnTerminal(kb_host, stdin=index.stdout, env=env, log=tmp_path / "second.log", cwd=study) as run:
         assert index.stdout is not None
         index.stdout.close()
-        ready = json.loads(run.stdout.readline())
+        line = run.stdout.readline()
+        assert line, run.log.read_text()  # kb-host ended without a word on stdout: its stderr says why
+        ready = json.loads(line)
         assert ready["event"] == "connected" and ready["node_id"] == lines[0]["node_id"]
         assert run.read_screen() == ""  # nothing asked on the terminal
         assert run.stop() == 0
