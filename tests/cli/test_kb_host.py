@@ -136,7 +136,10 @@ def kb_index(node_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def host_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home), **extra}
+    """kb-host's environment: its own HOME, and ports of its own (not the default 2000-3000, which
+    any other kb-host on this machine may be taking at the same moment)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home),
+           "HEMLOCK_LEAF_PORT_RANGE": port_range(), **extra}
     for name in ("KBUCKET_HUB_PASSCODE", "KBUCKET_URL"):
         if name not in extra:
             env.pop(name, None)
