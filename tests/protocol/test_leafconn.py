@@ -366,3 +366,41 @@ def test_frames_from_the_hub_may_take_64_mib_by_default():
 def test_link_events_are_values(event):
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.extra = 1  # type: ignore[attr-defined]
+
+
+def test_a_hub_frame_that_breaks_the_parser_closes_the_link():
+    out = registered().receive_frame("[" * 100_000 + "]" * 100_000, NOW_MS)
+    assert out.close and out.close_reason == "Invalid message from hub (RecursionError)"
+
+
+def test_a_frame_just_under_the_default_limit_is_read():
+    cfg = kbnode("share")
+    link = ParentLink(Signer(identity("share")), register_info(cfg, cfg["listen_url"], "leaf"), "hubpass")
+    out = link.receive_frame("x" * (64 * MIB), NOW_MS)
+    assert out.close and out.close_reason == "Unable to parse message from hub"  # read, not refused
+
+
+def test_the_node_type_as_configured():
+    cfg = kbnode("share")  # parsed from kbnode.json: its strings are not the literals of the code
+    assert register_info(cfg, "http://s", cfg["node_type"])["kbnode_type"] == "share"
+
+
+def test_a_cancel_subtracts_exactly_the_payload_of_each_frame_still_waiting():
+    link = registered(window=10 * MIB)
+    initiate(link)
+    assert len(link.send_response_data(RID, b"a" * 200, NOW_MS)) == 1  # sent at once
+    link.send_response_headers(RID, 200, "OK", {}, NOW_MS)
+    link.report_node_data({}, NOW_MS)  # waits behind the headers' turn, and the data behind it
+    assert link.send_response_data(RID, b"b" * 300, NOW_MS) == []
+    out = link.receive_frame(fastpath.encode(fastpath.CANCEL, RID), NOW_MS)
+    assert out.events == [RequestCancelled(RID, 200)]
+
+
+def test_a_request_opened_before_a_later_confirmation_has_no_credit():
+    link = new_link()
+    confirm(link)  # the compatible path
+    initiate(link)
+    confirm(link, {"version": 1, "window": 1000})  # a repeated confirmation agrees on it now
+    assert link.fast_path and link.response_budget(RID) == 0
+    with pytest.raises(LocalProtocolError, match="exceeds the flow-control credit"):
+        link.send_response_data(RID, b"x", NOW_MS)
