@@ -100,7 +100,8 @@ def test_a_confirmation_with_a_window_agrees_on_the_fast_path():
     assert link.parent_info == {"name": "h"}
 
 
-@pytest.mark.parametrize("tunnel", [None, {"version": 2, "window": 1000}, {"version": 1},
+@pytest.mark.parametrize("tunnel", [None, {"version": 2, "window": 1000}, {"version": 0, "window": 1000},
+                                    {"version": 1},
                                     {"version": 1, "window": 0}, {"version": 1, "window": -5},
                                     {"version": 1, "window": "1000"}, {"version": 1, "window": 1.5}])
 def test_no_fast_path_without_version_1_and_a_positive_window(tunnel):
@@ -108,6 +109,13 @@ def test_no_fast_path_without_version_1_and_a_positive_window(tunnel):
     out = confirm(link, tunnel)
     assert out.events == [Registered({"name": "h"}, False, False)]
     assert not link.fast_path and not link.data_connections
+
+
+def test_the_fast_path_with_any_positive_window_and_version_1_as_a_json_number():
+    for tunnel in ({"version": 1, "window": 1}, {"version": 1.0, "window": 1000}):
+        link = new_link()
+        assert confirm(link, tunnel).events == [Registered({"name": "h"}, True, False)]
+        assert link.fast_path and link.window == tunnel["window"]
 
 
 def test_no_fast_path_when_this_side_did_not_offer_it():
@@ -142,10 +150,12 @@ def test_a_confirmation_without_a_register_closes_the_link():
 
 
 def test_a_lost_connection_forgets_everything_and_the_next_one_registers_again():
-    link = registered()
+    link = registered(data=True)
     initiate(link)
+    assert link.data_connections
     link.connection_lost()
     assert link.state is LinkState.IDLE and not link.fast_path and link.open_requests == set()
+    assert not link.data_connections
     assert link.parent_info is None and link.credit == {}
     assert link.report_node_data({}, NOW_MS) == []
     assert message(link.connection_opened(NOW_MS)[0])["command"] == "register_child_node"
@@ -253,6 +263,12 @@ def test_response_data_from_the_hub_closes_and_a_later_type_is_ignored():
     assert not out.close and out.events == [] and out.send == []
     out = link.receive_frame(b"\x01", NOW_MS)
     assert out.close and out.close_reason == "Invalid binary frame"
+
+
+def test_a_cancel_before_any_data_counts_nothing_sent():
+    link = registered()
+    initiate(link)
+    assert link.receive_frame(fastpath.encode(fastpath.CANCEL, RID), NOW_MS).events == [RequestCancelled(RID, 0)]
 
 
 def test_a_cancel_for_no_open_request_is_ignored():
@@ -382,7 +398,9 @@ def test_a_frame_just_under_the_default_limit_is_read():
 
 def test_the_node_type_as_configured():
     cfg = kbnode("share")  # parsed from kbnode.json: its strings are not the literals of the code
-    assert register_info(cfg, "http://s", cfg["node_type"])["kbnode_type"] == "share"
+    info = register_info(cfg, "http://s", cfg["node_type"])
+    assert info["kbnode_type"] == "share" and info["confirm_share"] == "yes"
+    assert info["kbtools_reachability"] == {"version": 1}
 
 
 def test_a_cancel_subtracts_exactly_the_payload_of_each_frame_still_waiting():
