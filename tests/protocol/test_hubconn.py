@@ -1,6 +1,7 @@
 """Hub side of a child link: the recorded frames are accepted; every bad frame gets the error and a close."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -555,3 +556,138 @@ def test_a_refused_duplicate_leaves_the_first_in_place_and_untyped():
     assert second.node_type is None and registry.leaves["83bded5ed247"] is conn
     second.connection_lost()
     assert registry.leaves["83bded5ed247"] is conn
+
+
+# -- limits, dispatch, budget, replay memory ---------------------------------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from kbtools.node.identity import node_id_for_public_key  # noqa: E402
+from kbtools.protocol import fastpath  # noqa: E402
+from kbtools.protocol.hubconn import HubLimits  # noqa: E402
+from kbtools.protocol.nodedata import NodeData  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def test_the_default_limits_of_docs_hub_md():
+    limits = HubLimits()
+    assert (limits.max_leaves, limits.max_child_hubs) == (1000, 10)
+    assert limits.max_index_bytes == 512 * MIB  # docs/protocol.md: 512 MiB of node data
+    registry = ChildRegistry()
+    for i in range(10):
+        assert registry.add(SimpleNamespace(node_id=f"hub{i:08d}", node_type="hub")) is None
+    assert registry.add(SimpleNamespace(node_id="hub99999999", node_type="hub")) == \
+        "Error adding child hub: Exceeded maximum number of child hub connections."
+
+
+def test_child_frames_may_take_64_mib_by_default():
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame("x" * (64 * MIB), NOW)
+    assert error_of(out) == "Unable to parse message. Closing websocket."  # read, not refused
+    out = ChildConnection(hub, registry, NOW).receive_frame("x" * (64 * MIB + 1), NOW)
+    assert error_of(out) == "Message too large. Closing websocket."
+
+
+def test_a_public_key_that_matches_the_id_but_does_not_load():
+    hub, registry = make_hub()
+    frame = json.dumps({"node_id": node_id_for_public_key("garbage"), "public_key": "garbage"})
+    out = ChildConnection(hub, registry, NOW).receive_frame(frame, NOW)
+    assert error_of(out) == "Invalid public key. Closing websocket."
+
+
+def test_commands_are_dispatched_by_their_exact_name():
+    conn, _ = registered()
+    out = conn.receive_frame(signed({"command": "zzz"}), NOW)
+    assert error_of(out) == "Unrecognized command: zzz. Closing websocket."
+    conn, _ = registered()
+    out = conn.receive_frame(signed({"message_type": "http"}), NOW)
+    assert error_of(out) == "Unrecognized command: None. Closing websocket."
+    conn, _ = registered()
+    conn.open_request("abcdEFGH")
+    out = conn.receive_frame(signed({"command": "http.end_response", "request_id": "abcdEFGH"}), NOW)
+    assert error_of(out) == "Unrecognized command: http.end_response. Closing websocket."
+    conn, _ = registered()
+    out = conn.receive_frame(signed({"command": "x" * 400}), NOW)
+    assert error_of(out) == ("Unrecognized command: " + "x" * 400)[:300] + ". Closing websocket."
+
+
+def test_a_node_id_that_changes_either_way_is_refused():
+    for other in ("000000000000", "ffffffffffff"):
+        conn, _ = registered()
+        outer = json.loads(report("share", {"data_nochange": True, "data_hash": "x"}))
+        outer["node_id"] = other
+        assert error_of(conn.receive_frame(json.dumps(outer), NOW)) == \
+            "node_id in message does not match previous messages.. Closing websocket."
+
+
+def test_after_a_cancel_only_data_frames_are_dropped():
+    for frame in (fastpath.encode_credit("abcdEFGH", 5), fastpath.encode(fastpath.REQUEST_DATA, "abcdEFGH", b"x"),
+                  fastpath.encode(fastpath.CANCEL, "abcdEFGH")):
+        conn, _, _ = fast_registered(fast_window=10)
+        conn.open_request("abcdEFGH")
+        conn.cancel_request("abcdEFGH")
+        assert error_of(conn.receive_frame(frame, NOW)) == "Unexpected binary frame. Closing websocket."
+
+
+def test_one_byte_of_credit_is_granted():
+    conn, _, _ = fast_registered(fast_window=10)
+    conn.open_request("abcdEFGH")
+    assert conn.grant_credit("abcdEFGH", 1) == fastpath.encode_credit("abcdEFGH", 1)
+
+
+def test_a_replayed_register_frame_is_remembered_for_twice_the_window():
+    # stamped a whole window ahead of the hub's clock: fresh from NOW to NOW + 1200
+    frame = register_frame(now_ms=NOW_MS + 600_000)
+    for replay_at in (NOW + 700, NOW + 1200):
+        hub, registry = make_hub()
+        first = ChildConnection(hub, registry, NOW)
+        assert not first.receive_frame(frame, NOW).close
+        first.connection_lost()
+        out = ChildConnection(hub, registry, replay_at).receive_frame(frame, replay_at)
+        assert error_of(out) == "Replayed registration message. Closing websocket."
+
+
+def test_the_index_budget_holds_exactly_its_limit():
+    data = {"files_by_sha1": {f"{i:040x}": {"path": f"d/f{i}.bin", "size": i} for i in range(50)}}
+    nbytes = NodeData.from_data(data).nbytes
+    conn, registry = registered(max_index_bytes=nbytes)
+    assert conn.receive_frame(report("share", {"data": data}), NOW).replies == ['{"message":"ok"}']
+    conn, registry = registered(max_index_bytes=nbytes - 1)
+    out = conn.receive_frame(report("share", {"data": data}), NOW)
+    assert isinstance(out.events[0], IndexRefused) and isinstance(out.events[-1], ConnectionClosed)
+    assert out.events[0] == IndexRefused("83bded5ed247", nbytes, 0, nbytes - 1)
+
+
+def test_a_small_delta_within_the_budget_counts_the_old_data_once():
+    data = {"files_by_sha1": {f"{i:040x}": {"path": f"d/f{i}.bin", "size": i} for i in range(50)}}
+    nbytes = NodeData.from_data(data).nbytes
+    conn, registry = registered(max_index_bytes=nbytes + nbytes // 2)
+    assert not conn.receive_frame(report("share", {"data": data}), NOW).close
+    new = {"files_by_sha1": {**data["files_by_sha1"], "ff" * 20: {"path": "new", "size": 1}}}
+    delta = {"files_by_sha1": {"ff" * 20: [{"path": "new", "size": 1}]}}
+    out = conn.receive_frame(report("share", {"data_delta": delta, "data_hash": object_hash(new)}, NOW_MS + 1), NOW)
+    assert out.replies == ['{"message":"ok"}'] and registry.index_bytes == conn.data.nbytes
+
+
+def test_the_refusal_names_the_limit_in_mib():
+    conn, registry = registered(max_index_bytes=4096 * MIB)
+    registry.index_bytes = 4096 * MIB  # what the other children hold
+    out = conn.receive_frame(report("share", {"data": {"files_by_sha1": {}}}), NOW)
+    assert error_of(out).startswith("Index limit reached: this hub holds at most 4096 MiB of node data (")
+    assert error_of(out).endswith(f" bytes reported, {4096 * MIB} held). Closing websocket.")
+
+
+def test_inactivity_is_told_to_the_millisecond():
+    conn, _ = registered()
+    assert error_of(conn.check_inactivity(NOW + 62.50012)).startswith("Closing connection after 62.5 seconds")
+
+
+@pytest.mark.parametrize("value", [
+    HubLimits(), ChildRegistered("n", "leaf", {}, "k", False), NodeDataUpdated("n", NodeData()),
+    IndexRefused("n", 1, 2, 3), ResponseHeaders("r", 200, "", {}), ResponseData("r", b""), ResponseEnd("r"),
+    ResponseError("r", "e"), ConnectionClosed("c"),
+])
+def test_limits_and_events_are_values(value):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.extra = 1  # type: ignore[attr-defined]
