@@ -3,6 +3,7 @@ expiry by the share's clock, the grant list, and where a request carries a token
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -63,6 +64,14 @@ def test_a_token_holds_its_fields_in_one_canonical_form():
     assert (g.grant_id, g.node_id, g.path, g.expires, g.issued) == (GID, NODE, "data/set",
                                                                     2_000_000_000, 1_000)
     assert read_token(token(""), PUBLIC).path == ""  # the whole share
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.path = ""  # type: ignore[misc]
+
+
+def test_a_path_beyond_ascii_is_carried_in_ascii():
+    made = token("données/été")
+    assert _unb64(made.split(".")[1]).isascii()
+    assert read_token(made, PUBLIC).path == "données/été"
 
 
 @pytest.mark.parametrize("path", ["../x", "/abs", "a//b", ".kbucket/private.pem", "a/", "a\0b"])
@@ -79,14 +88,14 @@ def test_a_grant_id_is_16_lower_case_hex_digits(grant_id):
 
 
 @pytest.mark.parametrize("changes", [
-    {"v": 2}, {"v": True}, {"v": 1.0}, {"exp": 2e9}, {"exp": True}, {"iat": "1000"}, {"iat": None},
+    {"v": 2}, {"v": 0}, {"v": True}, {"v": 1.0}, {"exp": 2e9}, {"exp": True}, {"iat": "1000"}, {"iat": None},
     {"node": 12}, {"path": None}, {"path": "../up"}, {"path": "a//b"}, {"id": "0123456789ABCDEF"},
     {"id": 7}, {"extra": 1},
 ])
 def test_content_of_the_wrong_form_is_refused_even_when_signed(changes):
     with pytest.raises(GrantError, match="^Invalid grant: malformed content$") as caught:
         read_token(signed(canonical({**FIELDS, **changes})), PUBLIC)
-    assert caught.value.status == UNAUTHORIZED
+    assert caught.value.status == UNAUTHORIZED == 401
 
 
 @pytest.mark.parametrize("payload", [
@@ -125,6 +134,10 @@ def test_only_the_one_spelling_of_a_token_is_taken():
     respelled = payload[:-1] + alphabet[alphabet.index(payload[-1]) | 1]
     assert respelled != payload and _unb64(respelled) == _unb64(payload)
     bad.append(f"kbt1.{respelled}.{signature}")
+    # and a spelling that sorts before the one canonical spelling ("0" < "w" in ASCII)
+    data = b"x" * 99 + b"\x03"
+    assert _b64(data)[-1] == "w" and _unb64(_b64(data)[:-1] + "0") == data
+    bad.append(f"kbt1.{_b64(data)[:-1]}0.{signature}")
     for value in bad:
         with pytest.raises(GrantError, match="^Invalid grant: not a kbucket grant token$"):
             read_token(value, PUBLIC)
@@ -135,9 +148,11 @@ def test_the_share_honours_a_grant_it_made_for_itself_until_it_expires():
     assert check_grant(made, PUBLIC, NODE, records(), now=1_999_999_999).grant_id == GID
     with pytest.raises(GrantError, match=f"^Grant {GID} expired at 2033-05-18T03:33:20Z$"):
         check_grant(made, PUBLIC, NODE, records(), now=2_000_000_000)
-    with pytest.raises(GrantError, match="^Invalid grant: it was issued for another share$"):
-        check_grant(made, PUBLIC, "aaaaaaaaaaaa", records(), now=0)
-    for listed in ({}, records(path="data"), records(expires_unix=2_000_000_001),
+    for other in ("aaaaaaaaaaaa", "000000000000"):
+        with pytest.raises(GrantError, match="^Invalid grant: it was issued for another share$"):
+            check_grant(made, PUBLIC, other, records(), now=0)
+    for listed in ({}, records(path="data"), records(path="data/zzz"), records(path=""),
+                   records(expires_unix=2_000_000_001), records(expires_unix=1_999_999_999),
                    {GID: "not a record"}):
         with pytest.raises(GrantError, match=f"^Invalid grant {GID}: this share has no record of it$"):
             check_grant(made, PUBLIC, NODE, listed, now=0)
@@ -153,12 +168,13 @@ def test_a_grant_covers_its_path_and_below_segment_by_segment():
     assert not covers("data/set", "data/settle") and not covers("data/set", "data")
     assert not covers("data/set", "other/data/set")
     assert covers("", "anything") and covers("", "")
+    assert covers("data/set", "/".join(["data", "set"]))  # equal, not the same object
     g = read_token(token(), PUBLIC)
     assert g.covers("data/set/raw.mda") and not g.covers("data")
     check_scope(g, "data/set/raw.mda")
     with pytest.raises(GrantError, match=f"^Grant {GID} does not cover this path$") as caught:
         check_scope(g, "data/other")
-    assert caught.value.status == FORBIDDEN
+    assert caught.value.status == FORBIDDEN == 403
 
 
 def test_iso_time_is_utc_to_the_second():
@@ -171,7 +187,7 @@ NOW = 1_700_000_000.5
 
 
 @pytest.mark.parametrize("text, seconds", [
-    ("45s", 45), ("90m", 5400), ("12h", 43200), ("30d", 2_592_000), ("2w", 1_209_600),
+    ("1s", 1), ("45s", 45), ("90m", 5400), ("12h", 43200), ("30d", 2_592_000), ("2w", 1_209_600),
     (" 1d\n", 86400), ("999999s", 999_999),
 ])
 def test_a_duration_counts_from_now(text, seconds):
@@ -206,6 +222,7 @@ def test_a_token_is_found_in_the_header_then_bearer_then_the_query():
     assert token_from(q, {"Authorization": "Bearer kbt1.b.b "}) == "kbt1.b.b"
     assert token_from(q, {"Authorization": "bEaReR kbt1.b.b"}) == "kbt1.b.b"
     assert token_from(q, {"X-Kbucket-Token": "", "Authorization": "Basic abc"}) == "kbt1.q.q"
+    assert token_from(q, {"Authorization": "Digest abcdefg"}) == "kbt1.q.q"
     assert token_from({"token": " kbt1.q.q"}, {}) == " kbt1.q.q"  # a query value as it was sent
     assert token_from({}, {}) is None and token_from({"token": ""}, {}) is None
 
@@ -227,12 +244,19 @@ def test_the_grant_list_is_kept_private_and_revocation_is_at_once(tmp_path: Path
     record = {"grant_id": GID, "path": "data/set", "expires_unix": 2_000_000_000, "label": "Bob"}
     store.add(record)
     assert store.records() == {GID: record}
-    assert os.stat(tmp_path / ".kbucket" / "grants.json").st_mode & 0o777 == 0o600
+    listed = tmp_path / ".kbucket" / "grants.json"
+    assert os.stat(listed).st_mode & 0o777 == 0o600
+    store.add({**record, "grant_id": "fedcba9876543210", "label": "pour Amélie"})
+    assert listed.read_text(encoding="utf-8") == (  # readable as it is, names as they are written
+        '{\n  "grants": {\n    "0123456789abcdef": {\n      "grant_id": "0123456789abcdef",\n'
+        '      "path": "data/set",\n      "expires_unix": 2000000000,\n      "label": "Bob"\n    },\n'
+        '    "fedcba9876543210": {\n      "grant_id": "fedcba9876543210",\n      "path": "data/set",\n'
+        '      "expires_unix": 2000000000,\n      "label": "pour Amélie"\n    }\n  }\n}\n')
     other = GrantStore(tmp_path)  # another process's view, e.g. kb-url --revoke
     revoked = other.revoke(GID, 2_000_000_000)
     assert revoked == {**record, "revoked": "2033-05-18T03:33:20Z"}
     assert other.revoke(GID, 0)["revoked"] == "2033-05-18T03:33:20Z"  # the first time stays
-    assert other.revoke("fedcba9876543210", 0) is None
+    assert other.revoke("1111111111111111", 0) is None
     assert store.records()[GID]["revoked"] == "2033-05-18T03:33:20Z"  # seen by the share at once
 
 
@@ -254,5 +278,6 @@ def test_a_grants_status_by_the_clock():
     assert status_of({"expires_unix": 10, "revoked": "2020-01-01T00:00:00Z"}, 0) == "revoked"
     assert status_of({"expires_unix": 10}, 9) == "active"
     assert status_of({"expires_unix": 10}, 10) == "expired"
+    assert status_of({"expires_unix": 10}, 11) == "expired"
     assert status_of({"expires_unix": "10"}, 0) == "expired"
     assert status_of({}, 0) == "expired"
