@@ -691,3 +691,40 @@ def test_inactivity_is_told_to_the_millisecond():
 def test_limits_and_events_are_values(value):
     with pytest.raises(dataclasses.FrozenInstanceError):
         value.extra = 1  # type: ignore[attr-defined]
+
+
+def test_a_delta_counts_what_the_other_children_hold():
+    data1 = {"files_by_sha1": {f"{i:040x}": {"path": f"a/f{i}", "size": i} for i in range(40)}}
+    data2 = {"files_by_sha1": {f"{i:040x}": {"path": f"b/g{i}", "size": i} for i in range(100, 130)}}
+    new2 = {"files_by_sha1": {**data2["files_by_sha1"], "ff" * 20: {"path": "new", "size": 1}}}
+    delta = {"files_by_sha1": {"ff" * 20: [{"path": "new", "size": 1}]}}
+    after = NodeData.from_data(data2)
+    after.apply_delta(delta)
+    held1 = NodeData.from_data(data1).nbytes
+    for limit, fits in ((held1 + after.nbytes, True), (held1 + after.nbytes - 1, False)):
+        hub, registry = make_hub(max_index_bytes=limit)
+        first, second = ChildConnection(hub, registry, NOW), ChildConnection(hub, registry, NOW)
+        assert not first.receive_frame(register_frame("share"), NOW).close
+        assert not second.receive_frame(register_frame("share2"), NOW).close
+        assert not first.receive_frame(report("share", {"data": data1}), NOW).close
+        assert not second.receive_frame(report("share2", {"data": data2}), NOW).close
+        out = second.receive_frame(report("share2", {"data_delta": delta, "data_hash": object_hash(new2)},
+                                          NOW_MS + 1), NOW)
+        assert out.close is not fits
+        assert registry.index_bytes == held1 + (after.nbytes if fits else 0)
+
+
+def test_a_share_is_confirmed_by_yes_only():
+    for answer in ("yes!", "z", "Yes"):
+        hub, registry = make_hub()
+        out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(confirm_share=answer), NOW)
+        assert error_of(out) == "Sharing of resources has not been confirmed. Closing websocket."
+
+
+def test_node_data_can_be_set_and_cleared():
+    conn, registry = registered()
+    data = {"files_by_sha1": {"ab" * 20: {"path": "p", "size": 1}}}
+    conn.node_data = data
+    assert conn.node_data == data and registry.index_bytes == conn.data.nbytes > 0
+    conn.node_data = None
+    assert conn.node_data is None and conn.data is None and registry.index_bytes == 0
