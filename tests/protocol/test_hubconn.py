@@ -728,3 +728,67 @@ def test_node_data_can_be_set_and_cleared():
     assert conn.node_data == data and registry.index_bytes == conn.data.nbytes > 0
     conn.node_data = None
     assert conn.node_data is None and conn.data is None and registry.index_bytes == 0
+
+
+def test_each_field_of_a_registration_is_compared_exactly():
+    for change, text in (({"scientific_research": "yes!"},
+                          "This system should only be used to share resources for scientific research purposes"),
+                         ({"confirm_share": "yes "}, "Sharing of resources has not been confirmed")):
+        hub, registry = make_hub()
+        out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(**change), NOW)
+        assert error_of(out) == text + ". Closing websocket."
+    hub, registry = make_hub()
+    outer = json.loads(register_frame())
+    outer["message"]["network_type"] = "aaa"
+    out = ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW)
+    assert error_of(out) == "network types do not match: aaa <> kbucket. Closing websocket."
+
+
+def test_a_signature_has_one_spelling():
+    hub, registry = make_hub()
+    outer = json.loads(register_frame())
+    outer["signature"] = outer["signature"].upper()  # bytes.fromhex would take it
+    out = ChildConnection(hub, registry, NOW).receive_frame(json.dumps(outer), NOW)
+    assert error_of(out) == "Unable to verify message using signature. Closing websocket."
+
+
+def test_a_wrong_hash_after_a_delta_is_refused_whichever_way_it_sorts():
+    for wrong in ("0" * 40, "f" * 40):
+        conn, registry = registered()
+        data = {"files_by_sha1": {}}
+        assert not conn.receive_frame(report("share", {"data": data}), NOW).close
+        delta = {"files_by_sha1": {"bb" * 20: [{"path": "b.txt", "size": 2}]}}
+        out = conn.receive_frame(report("share", {"data_delta": delta, "data_hash": wrong}, NOW_MS + 1), NOW)
+        assert error_of(out) == "Unexpected: node data hash does not match.. Closing websocket."
+        assert registry.index_bytes == 0
+
+
+def test_an_id_is_taken_by_a_leaf_or_a_child_hub_not_both():
+    registry = ChildRegistry()
+    assert registry.add(SimpleNamespace(node_id="abcdefgh1234", node_type="hub")) is None
+    assert registry.add(SimpleNamespace(node_id="abcdefgh1234", node_type="leaf")) == \
+        "Error adding leaf: A connected leaf with id=abcdefgh1234 already exists."
+    registry = ChildRegistry()
+    assert registry.add(SimpleNamespace(node_id="abcdefgh1234", node_type="leaf")) is None
+    assert registry.add(SimpleNamespace(node_id="abcdefgh1234", node_type="hub")) == \
+        "Error adding child hub: A connected child hub with id=abcdefgh1234 already exists."
+
+
+def test_an_index_refusal_comes_before_the_failed_requests():
+    conn, registry = registered(max_index_bytes=100)
+    conn.open_request("abcdEFGH")
+    out = conn.receive_frame(report("share", {"data": {"files_by_sha1": {}}}), NOW)
+    assert [type(e) for e in out.events] == [IndexRefused, ResponseError, ConnectionClosed]
+
+
+def test_a_connection_not_yet_registered_grants_no_credit():
+    hub, registry = make_hub()
+    conn = ChildConnection(hub, registry, NOW)
+    conn.open_request("abcdEFGH")
+    assert conn.grant_credit("abcdEFGH", 5) is None
+
+
+def test_a_connection_made_without_a_time_counts_from_the_epoch():
+    hub, registry = make_hub(inactivity_timeout=5)
+    conn = ChildConnection(hub, registry)
+    assert error_of(conn.check_inactivity(100.0)).startswith("Closing connection after 100 seconds")
