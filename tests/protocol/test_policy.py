@@ -24,6 +24,33 @@ def test_delays_double_up_to_the_cap_within_the_jitter():
     assert all(0.4 <= d <= 4.8 for d in many) and len(set(many)) > 10  # jittered, not fixed
 
 
+def test_each_delay_is_drawn_within_the_jitter_and_rounded_to_the_hundredth():
+    asked: list[tuple[float, float]] = []
+
+    def uniform(a: float, b: float) -> float:
+        asked.append((a, b))
+        return 1.016
+
+    got = list(itertools.islice(policy.retry_delays(uniform=uniform), 5))
+    assert got == [1.02, 2.03, 4.06, 8.13, 10.16]
+    assert asked == [(0.8, 1.2)] * 5
+
+
+def test_only_an_authorization_bearer_is_a_grant_token():
+    for headers in ({"Accept": "Bearer kbt1x"}, {"X-Other": "Bearer kbt1x"},
+                    {"Authorization": "Digest kbt1x"}, {"Authorization": "bearerkbt1x"}):
+        assert policy.replay_headers(headers) == {k: v for k, v in headers.items()
+                                                  if k != "Authorization"}
+    for other in ("Range", "X-Other", "Accept"):  # kept beside the token, whatever their name
+        got = policy.replay_headers({other: "v", "Authorization": "bEaReR kbt1x"})
+        assert got == {other: "v", "X-Kbucket-Token": "kbt1x"}
+
+
+def test_headers_that_are_not_text_are_left_out_and_the_rest_kept():
+    headers = {"X-Number": 5, 7: "seven", "Range": "bytes=0-1", "X-List": ["a"], "X-Other": "kept"}
+    assert policy.replay_headers(headers) == {"Range": "bytes=0-1", "X-Other": "kept"}
+
+
 def test_replayed_headers_carry_no_credentials_but_a_grant_token():
     headers = {"Cookie": "s=1", "Authorization": "Basic eDp5", "Proxy-Authorization": "x",
                "Host": "hub", "Content-Length": "3", "Connection": "close", "TE": "trailers",
