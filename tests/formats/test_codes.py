@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import re
 
-from kbtools.formats.codes import RULES, finding
+import pytest
+
+from kbtools.formats.codes import RULES, CheckResult, finding
 
 from ..conftest import ROOT
 
@@ -66,3 +68,18 @@ def test_output_schemas_carry_the_finding_schema_unchanged():
         assert json.loads((schemas / f"{name}.json").read_text())["$defs"]["finding"] == body, name
     pattern = re.compile(finding_schema["properties"]["code"]["pattern"])
     assert all(pattern.match(code) for code in RULES)
+
+
+def test_severity_and_the_rest_are_given_by_name_only():
+    with pytest.raises(TypeError):
+        finding("R1", "x", "m", "warning")  # type: ignore[misc]
+    assert finding(code="R1", path="x", message="m").code == "R1"
+
+
+def test_a_check_result_is_valid_unless_a_finding_is_an_error():
+    assert CheckResult("x").valid is True and CheckResult("x").findings == []
+    assert CheckResult("a").findings is not CheckResult("b").findings  # a list of its own
+    warnings = [finding("R8", "x", "trailing"), finding("G9", "x", "3 columns")]
+    kept = CheckResult("x", warnings)
+    assert kept.findings is warnings and kept.valid is True
+    assert CheckResult("x", warnings + [finding("R7", "x", "truncated")]).valid is False
