@@ -2,10 +2,12 @@
 counted for the index budget."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
 
+from kbtools.protocol.errors import RemoteProtocolError
 from kbtools.protocol.jsondiff import diff
 from kbtools.protocol.nodedata import NodeData, deep_size
 from kbtools.protocol.objecthash import object_hash
@@ -62,7 +64,7 @@ def arrays_bytes(nd: NodeData) -> int:
 def test_the_budget_never_counts_less_than_the_arrays_take(n):
     nd = NodeData.from_data({"files_by_sha1": {f"{i:040x}": {"path": f"d{i % 7}/f{i}", "size": i} for i in range(n)}})
     held = sys.getsizeof(nd) + arrays_bytes(nd) + deep_size(nd.extra)
-    assert held <= nd.nbytes <= held + 200
+    assert nd.nbytes == held + 112  # ARRAY_OVERHEAD counts five array headers for the four arrays
 
 
 def test_a_large_value_outside_the_arrays_is_counted_whole():
@@ -120,3 +122,51 @@ def test_other_keys_next_to_the_files():
     nd.apply_delta({"name": ["n", "m"], "other": [[1]]})
     assert nd.to_dict() == {"files_by_sha1": {A: {"path": "a", "size": 1}}, "name": "m", "other": [1]}
     assert nd.object_hash() == object_hash(nd.to_dict())
+
+
+def test_node_data_without_files_costs_what_an_empty_files_object_costs():
+    assert NodeData.from_data({}).nbytes == NodeData.from_data({"files_by_sha1": {}}).nbytes
+
+
+def test_deep_size_counts_what_lists_and_objects_hold():
+    assert deep_size(["x" * 1000]) >= sys.getsizeof([]) + 1000
+    assert deep_size({"k": ["x" * 1000]}) >= sys.getsizeof({}) + 1000
+
+
+def test_a_folder_is_kept_once():
+    folder = "a_rather_long_folder_name/" * 4
+    flat = {f"{i:040x}": {"path": f"f{i}.bin", "size": i} for i in range(200)}
+    nested = {k: {"path": folder + v["path"], "size": v["size"]} for k, v in flat.items()}
+    flat_nd, nested_nd = NodeData.from_data({"files_by_sha1": flat}), NodeData.from_data({"files_by_sha1": nested})
+    assert nested_nd.nbytes - flat_nd.nbytes == sys.getsizeof(folder) - sys.getsizeof("")
+    assert nested_nd.lookup(f"{7:040x}") == (folder + "f7.bin", 7) and flat_nd.lookup(f"{7:040x}") == ("f7.bin", 7)
+
+
+@pytest.mark.parametrize("n,fold_past", [(20, 8), (100, 25), (200, 50)])
+def test_the_overlay_is_folded_past_its_minimum_and_a_quarter_of_the_arrays(monkeypatch, n, fold_past):
+    import kbtools.protocol.nodedata as nodedata
+    monkeypatch.setattr(nodedata, "OVERLAY_MIN", 8)
+    data = {"files_by_sha1": {f"{i:040x}": {"path": f"f{i}", "size": i} for i in range(n)}}
+    nd = NodeData.from_data(data)
+    new = {f"{i:040x}": [{"path": f"n{i}", "size": i}] for i in range(10_000, 10_000 + fold_past)}
+    nd.apply_delta({"files_by_sha1": new})
+    assert len(nd._overlay) == fold_past  # at the limit: kept
+    nd.apply_delta({"files_by_sha1": {"ff" * 20: [{"path": "one more", "size": 1}]}})
+    assert len(nd._overlay) == 0 and len(nd._digests) == n + fold_past + 1  # past it: folded
+
+
+def test_the_overlay_holds_4096_entries_by_default():
+    nd = NodeData.from_data({"files_by_sha1": {}})
+    nd.apply_delta({"files_by_sha1": {f"{i:040x}": [{"path": "p", "size": i}] for i in range(4096)}})
+    assert len(nd._overlay) == 4096
+    nd.apply_delta({"files_by_sha1": {"ff" * 20: [{"path": "p", "size": 1}]}})
+    assert len(nd._overlay) == 0 and len(nd["files_by_sha1"]) == 4097
+
+
+def test_deltas_parsed_from_json_text():
+    # keys and values read from a frame are new string objects, never the constants of the code
+    nd = NodeData.from_data({"x": 1})
+    nd.apply_delta(json.loads('{"files_by_sha1": [{"%s": {"path": "p", "size": 1}}]}' % A))
+    assert nd.lookup(A) == ("p", 1) and nd.has_files
+    with pytest.raises(RemoteProtocolError, match="array delta for a value that is not an array"):
+        NodeData.from_data({}).apply_delta(json.loads('{"x": 5, "_t": "a"}'))
