@@ -58,6 +58,8 @@ MODULES: dict[str, list[str]] = {
     "kbtools/index/prv.py": ["tests/index/test_prv.py"],
     "kbtools/formats/dataset.py": ["tests/formats/test_dataset.py"],
     "kbtools/formats/codes.py": ["tests/formats/test_codes.py"],
+    "kbtools/formats/files.py": ["tests/formats/test_files.py"],
+    "kbtools/formats/verdict.py": ["tests/formats/test_verdict.py"],
     "kbtools/protocol/policy.py": ["tests/protocol/test_policy.py"],
     "kbtools/node/grants.py": ["tests/node/test_grants.py"],
 }
