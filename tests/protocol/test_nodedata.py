@@ -170,3 +170,14 @@ def test_deltas_parsed_from_json_text():
     assert nd.lookup(A) == ("p", 1) and nd.has_files
     with pytest.raises(RemoteProtocolError, match="array delta for a value that is not an array"):
         NodeData.from_data({}).apply_delta(json.loads('{"x": 5, "_t": "a"}'))
+
+
+def test_other_keys_of_any_name_read_as_they_are():
+    nd = NodeData.from_data({"a": 1, "files_by_sha1": {}, "z": 2})
+    assert nd["a"] == 1 and nd["z"] == 2 and len(nd["files_by_sha1"]) == 0
+
+
+def test_sizes_up_to_2_to_the_53_minus_1_are_compact():
+    def cost(size):
+        return NodeData.from_data({"files_by_sha1": {A: {"path": "p", "size": size}}}).nbytes
+    assert cost(2**53 - 1) == cost(2**52 + 1) == cost(1) < cost(2**53)
