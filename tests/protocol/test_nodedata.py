@@ -181,3 +181,28 @@ def test_sizes_up_to_2_to_the_53_minus_1_are_compact():
     def cost(size):
         return NodeData.from_data({"files_by_sha1": {A: {"path": "p", "size": size}}}).nbytes
     assert cost(2**53 - 1) == cost(2**52 + 1) == cost(1) < cost(2**53)
+
+
+def test_only_sizes_from_0_are_compact():
+    def cost(size):
+        return NodeData.from_data({"files_by_sha1": {A: {"path": "p", "size": size}}}).nbytes
+    assert cost(-1) > cost(0) == cost(1)
+
+
+def test_the_size_of_an_object_is_its_own_plus_its_keys_and_values():
+    value = ["x" * 1000, {"y": 2}]
+    assert deep_size({"k": value}) == sys.getsizeof({"k": value}) + deep_size("k") + deep_size(value)
+    assert deep_size(value) == sys.getsizeof(value) + deep_size("x" * 1000) + deep_size({"y": 2})
+
+
+def test_a_files_delta_parsed_from_json_text_patches_the_files():
+    nd = NodeData.from_data({"files_by_sha1": {A: {"path": "a", "size": 1}}})
+    nd.apply_delta(json.loads('{"files_by_sha1": {"%s": [{"path": "b", "size": 2}]}}' % B))
+    assert nd.lookup(A) == ("a", 1) and nd.lookup(B) == ("b", 2)
+    assert nd[json.loads('"files_by_sha1"')][B] == {"path": "b", "size": 2}
+
+
+def test_many_files_are_listed_and_hashed_chunk_after_chunk():
+    data = {"files_by_sha1": {f"{i:040x}": {"path": f"f{i}", "size": i} for i in range(3 * 4096 + 5)}}
+    nd = NodeData.from_data(data)
+    assert nd.to_dict() == data and nd.object_hash() == object_hash(data)
