@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from kbtools.formats.dataset import check_dataset, check_tree, is_dataset_dir
 from kbtools.formats.mda import read_mda, write_mda
@@ -175,10 +176,49 @@ def test_d1_no_dataset(tmp_path):
 
 
 def test_d2_missing_or_file(tmp_path):
-    assert codes(check_tree(tmp_path / "nope")[0]) == ["D2"]
-    (tmp_path / "f").write_text("x")
-    assert codes(check_tree(tmp_path / "f")[0]) == ["D2"]
-    assert codes(check_dataset(tmp_path / "f")) == ["D2"]
+    missing, file = tmp_path / "nope", tmp_path / "f"
+    file.write_text("x")
+    assert [(f.code, f.message) for f in check_tree(missing)[0].findings] == [
+        ("D2", f"{missing} does not exist")]
+    assert [(f.code, f.message) for f in check_tree(file)[0].findings] == [
+        ("D2", f"{file} is not a directory")]
+    assert codes(check_dataset(file)) == ["D2"]
+
+
+def test_a_study_that_cannot_be_listed_is_d2(tmp_path, monkeypatch):
+    """Root lists any directory whatever its mode, so the refusal is injected."""
+    dataset(tmp_path)
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("kbtools.formats.dataset.os.scandir", refuse)
+    reports = check_tree(tmp_path)
+    monkeypatch.undo()
+    assert [(f.code, f.message) for f in reports[0].findings] == [
+        ("D2", f"cannot list {tmp_path}: Permission denied")]
+
+
+def test_the_checking_options_are_given_by_name():
+    with pytest.raises(TypeError):
+        check_tree(".", True)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        check_dataset(".", True)  # type: ignore[misc]
+
+
+def test_raw_mda_must_be_two_dimensional(tmp_path):
+    ds = dataset(tmp_path)
+    write_mda(ds / "raw.mda", np.zeros((2, 3, 4), np.int16))  # a legal .mda, not a recording
+    assert "R5" in codes(check_dataset(ds))
+
+
+def test_a_directory_given_with_one_of_the_small_files_is_a_dataset_without_raw(tmp_path):
+    for name in ("geom.csv", "params.json"):
+        given = tmp_path / name.split(".")[0]
+        given.mkdir()
+        (given / name).write_text("0,0\n" if name == "geom.csv" else '{"samplerate": 30000}')
+        reports = check_tree(given)
+        assert [r.path for r in reports] == [str(given)] and "R1" in codes(reports[0])
 
 
 def test_raw_mda_directory_is_r1(tmp_path):
@@ -194,8 +234,9 @@ def test_r11_only_on_request(tmp_path):
     x = np.zeros((4, 10), np.float32)
     x[2, 5] = np.inf
     write_mda(ds / "raw.mda", x)
-    assert check_dataset(ds).valid
+    assert check_dataset(ds).valid and check_tree(ds)[0].valid
     assert codes(check_dataset(ds, check_data=True)) == ["R11"]
+    assert codes(check_tree(ds, check_data=True)[0]) == ["R11"]
 
 
 def test_nothing_is_modified(tmp_path):
