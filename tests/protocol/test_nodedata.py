@@ -206,3 +206,8 @@ def test_many_files_are_listed_and_hashed_chunk_after_chunk():
     data = {"files_by_sha1": {f"{i:040x}": {"path": f"f{i}", "size": i} for i in range(3 * 4096 + 5)}}
     nd = NodeData.from_data(data)
     assert nd.to_dict() == data and nd.object_hash() == object_hash(data)
+
+
+def test_top_level_keys_beyond_the_bmp_hash_in_javascript_order():
+    data = {"😀": 1, "\uffff": 2, "files_by_sha1": {A: {"path": "a", "size": 1}}}  # UTF-16: 😀 sorts first
+    assert NodeData.from_data(data).object_hash() == object_hash(data)
