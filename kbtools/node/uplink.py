@@ -125,8 +125,8 @@ class BlockingUplink:
 
     async def _pump(self) -> None:
         """Frames from the hub into `_received`, as they come; the last item is an UplinkClosed.
-        (The hub answers each frame on the compatible path: a queue wakes the link's reader at
-        half the cost of a call into the loop per frame.)"""
+        (On the compatible path the hub answers every frame: a queue wakes the link's reader
+        more cheaply than a call into the loop for each one.)"""
         assert self._ws is not None
         try:
             while True:
