@@ -211,3 +211,17 @@ def test_many_files_are_listed_and_hashed_chunk_after_chunk():
 def test_top_level_keys_beyond_the_bmp_hash_in_javascript_order():
     data = {"😀": 1, "\uffff": 2, "files_by_sha1": {A: {"path": "a", "size": 1}}}  # UTF-16: 😀 sorts first
     assert NodeData.from_data(data).object_hash() == object_hash(data)
+
+
+def test_an_entry_with_more_fields_is_kept_whole():
+    data = {"files_by_sha1": {A: {"path": "a", "size": 1, "mtime": 5}, B: {"path": "b"}}}
+    nd = NodeData.from_data(data)
+    assert nd.to_dict() == data and nd.object_hash() == object_hash(data)
+
+
+def test_the_budget_follows_an_entry_outside_the_arrays_as_it_changes():
+    old = {"files_by_sha1": {"odd": {"path": "p", "extra": 1}}}
+    new = {"files_by_sha1": {"odd": {"path": "p" * 5000, "extra": 1}}}
+    nd = NodeData.from_data(old)
+    nd.apply_delta({"files_by_sha1": {"odd": {"path": ["p", "p" * 5000]}}})
+    assert nd.to_dict() == new and nd.nbytes == NodeData.from_data(new).nbytes
