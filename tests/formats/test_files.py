@@ -71,3 +71,17 @@ def test_a_file_that_states_but_does_not_open_is_named(tmp_path: Path, monkeypat
     monkeypatch.setattr(files, "open", refuse, raising=False)  # this module's open only
     data, found = read_small_file(path, "P1", "params.json")
     assert data is None and one(found) == ("P1", str(path), f"cannot read params.json: {said}")
+
+
+def test_sixty_four_mib_is_the_default_bound(tmp_path: Path):
+    path = tmp_path / "params.json"
+    with open(path, "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse: nothing written
+    data, found = read_small_file(path, "P1", "params.json")
+    assert found == [] and data is not None and len(data) == 64 * 1024 * 1024
+    del data
+    with open(path, "ab") as fh:
+        fh.write(b" ")
+    data, found = read_small_file(path, "P1", "params.json")
+    assert data is None and one(found)[2] == (
+        "params.json is 67108865 bytes, more than the 67108864 bytes a text file of this kind can need")

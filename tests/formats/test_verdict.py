@@ -45,11 +45,24 @@ def test_where_a_finding_is_said_relative_to_the_checked_path():
     assert verdict_line(D, [f("R7", "error", outside, "cut")]) == f"{D}: invalid: R7 {outside}: cut"
     assert verdict_line(D, [f("D1", "error", "", "no dataset")]) == f"{D}: invalid: D1 no dataset"
     assert verdict_line("", [f("R7", "error", "raw.mda", "cut")]) == ": invalid: R7 raw.mda: cut"
+    odd = os.path.join("study", "d12")  # a path of odd length
+    assert verdict_line(odd, [f("R7", "error", os.path.join(odd, "raw.mda"), "cut")]) == \
+        f"{odd}: invalid: R7 raw.mda: cut"
+    before = os.path.join("a", "raw.mda")  # sorts before the checked path
+    assert verdict_line(D, [f("R7", "error", before, "cut")]) == f"{D}: invalid: R7 {before}: cut"
+
+
+def test_values_made_at_run_time_count_as_the_same_words():
+    """Severities and paths read from a file or built by a caller are equal, not the same object."""
+    error, warning = "".join(["err", "or"]), "".join(["warn", "ing"])
+    same = D[:-1] + D[-1:]
+    findings = [f("G8", warning, os.path.join(D, "geom.csv"), "same"), f("R7", error, same, "cut")]
+    assert verdict_line(D, findings) == f"{D}: invalid: R7 cut; 1 warning"
 
 
 def test_a_line_stays_one_line_whatever_the_names():
-    name = "a\nb\rc\td\x01e\x7ff"
-    assert verdict_line(name, []) == "a\\nb\\rc\\td\\x01e\\x7ff: valid"
+    name = "a\nb\rc\td\x01e\x7ff\x1fg"
+    assert verdict_line(name, []) == "a\\nb\\rc\\td\\x01e\\x7ff\\x1fg: valid"
     undecodable = os.fsdecode(b"caf\xe9")  # a file name that is not UTF-8
     assert verdict_line(undecodable, []) == "caf\\xe9: valid"
     assert verdict_line("\ud800x", []) == "\\ud800x: valid"  # a surrogate no file name makes
