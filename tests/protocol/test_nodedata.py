@@ -135,11 +135,11 @@ def test_deep_size_counts_what_lists_and_objects_hold():
 
 def test_a_folder_is_kept_once():
     folder = "a_rather_long_folder_name/" * 4
-    flat = {f"{i:040x}": {"path": f"f{i}.bin", "size": i} for i in range(200)}
+    flat = {f"{i:040x}": {"path": f"{i}.bin", "size": i} for i in range(200)}
     nested = {k: {"path": folder + v["path"], "size": v["size"]} for k, v in flat.items()}
     flat_nd, nested_nd = NodeData.from_data({"files_by_sha1": flat}), NodeData.from_data({"files_by_sha1": nested})
     assert nested_nd.nbytes - flat_nd.nbytes == sys.getsizeof(folder) - sys.getsizeof("")
-    assert nested_nd.lookup(f"{7:040x}") == (folder + "f7.bin", 7) and flat_nd.lookup(f"{7:040x}") == ("f7.bin", 7)
+    assert nested_nd.lookup(f"{7:040x}") == (folder + "7.bin", 7) and flat_nd.lookup(f"{7:040x}") == ("7.bin", 7)
 
 
 @pytest.mark.parametrize("n,fold_past", [(20, 8), (100, 25), (200, 50)])
@@ -225,3 +225,9 @@ def test_the_budget_follows_an_entry_outside_the_arrays_as_it_changes():
     nd = NodeData.from_data(old)
     nd.apply_delta({"files_by_sha1": {"odd": {"path": ["p", "p" * 5000]}}})
     assert nd.to_dict() == new and nd.nbytes == NodeData.from_data(new).nbytes
+
+
+def test_deleting_the_files_leaves_the_budget_of_data_without_files():
+    nd = NodeData.from_data({"x": 1, "files_by_sha1": {"odd": [1], A: {"path": "a", "size": 1}}})
+    nd.apply_delta({"files_by_sha1": [{}, 0, 0]})
+    assert nd.to_dict() == {"x": 1} and nd.nbytes == NodeData.from_data({"x": 1}).nbytes
