@@ -792,3 +792,11 @@ def test_a_connection_made_without_a_time_counts_from_the_epoch():
     hub, registry = make_hub(inactivity_timeout=5)
     conn = ChildConnection(hub, registry)
     assert error_of(conn.check_inactivity(100.0)).startswith("Closing connection after 100 seconds")
+
+
+def test_a_clock_that_steps_back_forgets_no_register_frame():
+    registry = ChildRegistry()
+    assert registry.seen_register("sig", NOW) is False
+    assert registry.seen_register("sig", NOW - 10) is True
+    assert registry.seen_register("sig", NOW + 1199) is True
+    assert registry.seen_register("sig", NOW + 1201) is False  # forgotten after twice the window
