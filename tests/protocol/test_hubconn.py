@@ -800,3 +800,18 @@ def test_a_clock_that_steps_back_forgets_no_register_frame():
     assert registry.seen_register("sig", NOW - 10) is True
     assert registry.seen_register("sig", NOW + 1199) is True
     assert registry.seen_register("sig", NOW + 1201) is False  # forgotten after twice the window
+
+
+def test_a_child_hub_that_disconnects_leaves_the_registry():
+    conn, registry = registered("childhub")
+    assert set(registry.child_hubs) == {conn.node_id}
+    conn.connection_lost()
+    assert registry.child_hubs == {} and registry.leaves == {}
+
+
+def test_a_large_child_hub_limit_holds_too():
+    registry = ChildRegistry(HubLimits(max_child_hubs=300))
+    for i in range(300):
+        assert registry.add(SimpleNamespace(node_id=f"hub{i:08d}", node_type="hub")) is None
+    assert registry.add(SimpleNamespace(node_id="hub99999999", node_type="hub")) == \
+        "Error adding child hub: Exceeded maximum number of child hub connections."
