@@ -815,3 +815,11 @@ def test_a_large_child_hub_limit_holds_too():
         assert registry.add(SimpleNamespace(node_id=f"hub{i:08d}", node_type="hub")) is None
     assert registry.add(SimpleNamespace(node_id="hub99999999", node_type="hub")) == \
         "Error adding child hub: Exceeded maximum number of child hub connections."
+
+
+def test_a_large_leaf_limit_holds_too():
+    registry = ChildRegistry(HubLimits(max_leaves=300))
+    for i in range(300):
+        assert registry.add(SimpleNamespace(node_id=f"leaf{i:08d}", node_type="leaf")) is None
+    assert registry.add(SimpleNamespace(node_id="leaf99999999", node_type="leaf")) == \
+        "Error adding leaf: Exceeded maximum number of child leaf connections."
