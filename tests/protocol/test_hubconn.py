@@ -266,6 +266,7 @@ def test_disconnect_mid_response_fails_the_pending_request():
     conn.open_request("abcdefgh")
     out = conn.connection_lost("socket closed")
     assert isinstance(out.events[0], ResponseError) and out.events[0].request_id == "abcdefgh"
+    assert out.close and out.events[-1] == ConnectionClosed("socket closed")
     assert not registry.leaves
 
 
@@ -785,7 +786,7 @@ def test_a_connection_not_yet_registered_grants_no_credit():
     hub, registry = make_hub()
     conn = ChildConnection(hub, registry, NOW)
     conn.open_request("abcdEFGH")
-    assert conn.grant_credit("abcdEFGH", 5) is None
+    assert conn.grant_credit("abcdEFGH", 5) is None and conn.cancel_request("abcdEFGH") is None
 
 
 def test_a_connection_made_without_a_time_counts_from_the_epoch():
