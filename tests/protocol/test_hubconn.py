@@ -824,3 +824,9 @@ def test_a_large_leaf_limit_holds_too():
         assert registry.add(SimpleNamespace(node_id=f"leaf{i:08d}", node_type="leaf")) is None
     assert registry.add(SimpleNamespace(node_id="leaf99999999", node_type="leaf")) == \
         "Error adding leaf: Exceeded maximum number of child leaf connections."
+
+
+def test_a_child_of_an_unknown_type_must_confirm_sharing_first():
+    hub, registry = make_hub()
+    out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(node_type="abc", confirm_share="no"), NOW)
+    assert error_of(out) == "Sharing of resources has not been confirmed. Closing websocket."
