@@ -830,3 +830,8 @@ def test_a_child_of_an_unknown_type_must_confirm_sharing_first():
     hub, registry = make_hub()
     out = ChildConnection(hub, registry, NOW).receive_frame(register_frame(node_type="abc", confirm_share="no"), NOW)
     assert error_of(out) == "Sharing of resources has not been confirmed. Closing websocket."
+
+
+def test_without_a_freshness_window_no_register_frame_is_remembered():
+    registry = ChildRegistry(HubLimits(freshness_window=None))
+    assert registry.seen_register("sig", NOW) is False and registry.seen_register("sig", NOW) is False
