@@ -566,3 +566,42 @@ def test_r11_with_trailing_bytes_counts_only_the_data(tmp_path):
     found = check_mda_data(read_mda_header(tmp_path / "x.mda"))
     assert [f.message for f in found] == [
         "1 of 2 samples are NaN or infinite; the first is channel 0, timepoint 0"]
+
+
+def test_r11_with_the_default_chunk_size_over_many_samples(tmp_path):
+    a = np.zeros((4, 100), np.float32)
+    a[3, 50] = np.inf
+    write_mda(tmp_path / "bad.mda", a)
+    found = check_mda_data(read_mda_header(tmp_path / "bad.mda"))
+    assert [f.message for f in found] == ["1 of 400 samples are NaN or infinite; the first is channel 3, timepoint 50"]
+
+
+def test_r11_of_a_file_that_shrank_since_its_header_was_read(tmp_path):
+    a = np.full((2, 10), np.nan, np.float32)
+    write_mda(tmp_path / "x.mda", a)
+    info = read_mda_header(tmp_path / "x.mda")
+    with open(tmp_path / "x.mda", "r+b") as f:
+        f.truncate(info.header.header_size + 3 * 4)
+    found = check_mda_data(info)
+    assert [f.code for f in found] == ["R11"] and found[0].message.startswith("3 of 20 samples")
+
+
+def test_r3_big_endian_is_named_for_one_dim_too(tmp_path):
+    data = struct.pack(">iiii", -4, 2, 1, 3) + bytes(6)
+    info = read_mda_header(put(tmp_path, data))
+    assert codes(info)[0] == "R3" and "big-endian" in info.findings[0].message
+
+
+def test_a_zero_dim_file_has_its_size_checked(tmp_path):
+    info = read_mda_header(put(tmp_path, header(dims=(2, 0)) + b"xxxx"))
+    assert info.expected_size == 20 and codes(info) == ["R8"]
+
+
+def test_channels_and_timepoints_of_a_3d_file(tmp_path):
+    info = read_mda_header(put(tmp_path, header(dims=(2, 3, 1)) + bytes(12)))
+    assert info.channels_timepoints == (2, 3)
+
+
+def test_raw_is_a_keyword_only_argument(tmp_path):
+    with pytest.raises(TypeError):
+        read_mda_header(put(tmp_path, EXAMPLE), True)  # type: ignore[misc]
