@@ -605,3 +605,21 @@ def test_channels_and_timepoints_of_a_3d_file(tmp_path):
 def test_raw_is_a_keyword_only_argument(tmp_path):
     with pytest.raises(TypeError):
         read_mda_header(put(tmp_path, EXAMPLE), True)  # type: ignore[misc]
+
+
+def test_a_64bit_one_dim_header_cut_short_of_its_dim(tmp_path):
+    info = read_mda_header(put(tmp_path, struct.pack("<iiiq", -4, 2, -1, 3)[:18]))
+    assert codes(info) == ["R2"]
+
+
+def test_r6_for_a_dim_of_minus_one(tmp_path):
+    info = read_mda_header(put(tmp_path, header(dims=(2, -1))))
+    assert "R6" in codes(info)
+
+
+def test_r11_names_the_first_bad_sample_across_chunks_of_three(tmp_path):
+    a = np.zeros((1, 10), np.float32)
+    a[0, 4] = np.nan
+    write_mda(tmp_path / "x.mda", a)
+    found = check_mda_data(read_mda_header(tmp_path / "x.mda"), chunk_bytes=12)
+    assert found[0].message.endswith("the first is channel 0, timepoint 4")
