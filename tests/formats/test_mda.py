@@ -623,3 +623,13 @@ def test_r11_names_the_first_bad_sample_across_chunks_of_three(tmp_path):
     write_mda(tmp_path / "x.mda", a)
     found = check_mda_data(read_mda_header(tmp_path / "x.mda"), chunk_bytes=12)
     assert found[0].message.endswith("the first is channel 0, timepoint 4")
+
+
+def test_r8_names_the_number_of_trailing_bytes(tmp_path):
+    info = read_mda_header(put(tmp_path, EXAMPLE + b"1234"))
+    assert [f.message for f in info.findings if f.code == "R8"] == ["4 trailing bytes after the data are ignored"]
+
+
+def test_a_negative_dim_of_a_raw_file_is_r6_once(tmp_path):
+    info = read_mda_header(put(tmp_path, header(dims=(-1, 3))), raw=True)
+    assert codes(info).count("R6") == 1
