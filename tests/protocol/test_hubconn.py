@@ -810,20 +810,15 @@ def test_a_child_hub_that_disconnects_leaves_the_registry():
     assert registry.child_hubs == {} and registry.leaves == {}
 
 
-def test_a_large_child_hub_limit_holds_too():
-    registry = ChildRegistry(HubLimits(max_child_hubs=300))
+@pytest.mark.parametrize("node_type, limit, refusal", [
+    ("hub", "max_child_hubs", "Error adding child hub: Exceeded maximum number of child hub connections."),
+    ("leaf", "max_leaves", "Error adding leaf: Exceeded maximum number of child leaf connections."),
+])
+def test_a_large_child_limit_holds_too(node_type, limit, refusal):
+    registry = ChildRegistry(HubLimits(**{limit: 300}))
     for i in range(300):
-        assert registry.add(SimpleNamespace(node_id=f"hub{i:08d}", node_type="hub")) is None
-    assert registry.add(SimpleNamespace(node_id="hub99999999", node_type="hub")) == \
-        "Error adding child hub: Exceeded maximum number of child hub connections."
-
-
-def test_a_large_leaf_limit_holds_too():
-    registry = ChildRegistry(HubLimits(max_leaves=300))
-    for i in range(300):
-        assert registry.add(SimpleNamespace(node_id=f"leaf{i:08d}", node_type="leaf")) is None
-    assert registry.add(SimpleNamespace(node_id="leaf99999999", node_type="leaf")) == \
-        "Error adding leaf: Exceeded maximum number of child leaf connections."
+        assert registry.add(SimpleNamespace(node_id=f"{node_type}{i:08d}", node_type=node_type)) is None
+    assert registry.add(SimpleNamespace(node_id=f"{node_type}99999999", node_type=node_type)) == refusal
 
 
 def test_a_child_of_an_unknown_type_must_confirm_sharing_first():
